@@ -1,0 +1,17 @@
+# Every third-party package floodgate uses, found once. All come from Debian bookworm packages
+# (scripts/install-deps.sh installs them). Do not add EXACT to the Boost line: "1.81" != "1.81.0".
+
+find_package(Threads REQUIRED)
+find_package(Boost 1.81 CONFIG REQUIRED)
+find_package(fmt CONFIG REQUIRED)
+find_package(spdlog CONFIG REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+
+if(FLOODGATE_BUILD_TESTS)
+  find_package(GTest CONFIG REQUIRED)
+endif()
+if(FLOODGATE_BUILD_BENCH)
+  find_package(benchmark CONFIG REQUIRED)
+endif()

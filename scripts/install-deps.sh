@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the Debian bookworm packages floodgate needs to build, test and run — only those that
+# are missing, so a machine that has them all does no apt work at all.
+#
+#   scripts/install-deps.sh            build + test dependencies
+#   scripts/install-deps.sh --runtime  only what `make run` needs
+set -euo pipefail
+
+build_pkgs=(
+  g++ cmake ninja-build pkg-config make git ccache
+  libboost1.81-dev libboost-json1.81-dev
+  libxxhash-dev libspdlog-dev libfmt-dev libcli11-dev
+)
+test_pkgs=(
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+want=("${build_pkgs[@]}")
+if [[ "${1:-}" != "--runtime" ]]; then
+  want+=("${test_pkgs[@]}")
+fi
+
+missing=()
+for pkg in "${want[@]}"; do
+  # dpkg-query answers "install ok installed" only for a package that is fully installed.
+  if [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]]; then
+    missing+=("$pkg")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+if [[ "$(id -u)" -ne 0 ]]; then
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

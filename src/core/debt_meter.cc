@@ -1,0 +1,69 @@
+#include "core/debt_meter.h"
+
+#include <limits>
+
+#include "core/arith.h"
+
+namespace floodgate::core {
+namespace {
+
+constexpr std::int64_t kNeverUs = std::numeric_limits<std::int64_t>::max();
+
+}  // namespace
+
+Decision decide_debt(const Policy& policy, DebtState& state, std::int64_t now_us,
+                     std::uint64_t cost) {
+  const std::int64_t per_us = policy.ticks_per_us();
+  const std::int64_t interval = policy.interval();
+  const auto limit = static_cast<std::int64_t>(policy.limit());
+  const std::int64_t tolerance = limit * interval;
+
+  // Bring the debt up to `now`. A clock behind the stamp drains nothing: time counts only once it
+  // passes the latest moment this key has seen, so a backwards step never creates capacity.
+  std::int64_t debt = state.debt;
+  std::int64_t at = state.stamp_us;
+  if (now_us > at) {
+    if (per_us > 0 && debt > 0) {
+      const std::int64_t elapsed = now_us - at;
+      debt = elapsed >= ceil_div(debt, per_us) ? 0 : debt - elapsed * per_us;
+    }
+    at = now_us;
+  }
+  const std::int64_t lag = at - now_us;  // > 0 only after the clock stepped back
+
+  // Time from now until the debt has drained to `target`.
+  auto wait_until = [&](std::int64_t target) -> Micros {
+    if (debt <= target) return Micros{0};
+    if (per_us == 0) return kNever;
+    return Micros{lag + ceil_div(debt - target, per_us)};
+  };
+
+  Decision d;
+  d.limit = policy.limit();
+  if (cost > policy.limit()) {
+    d.reason = DenyReason::kCostExceedsCapacity;
+    d.retry_after = kNever;
+  } else {
+    const std::int64_t need = static_cast<std::int64_t>(cost) * interval;
+    if (debt + need <= tolerance) {
+      d.allowed = true;
+      if (policy.algorithm() == Algorithm::kLeakyBucket) d.delay = wait_until(0);
+      debt += need;
+    } else {
+      d.reason = DenyReason::kLimited;
+      d.retry_after = wait_until(tolerance - need);
+    }
+  }
+  d.remaining = static_cast<std::uint64_t>((tolerance - debt) / interval);
+  d.reset_after = wait_until(0);
+  state = {debt, at};
+  return d;
+}
+
+std::int64_t debt_fresh_at(const Policy& policy, const DebtState& state) {
+  if (state.debt == 0) return std::numeric_limits<std::int64_t>::min();
+  if (policy.ticks_per_us() == 0) return kNeverUs;
+  return state.stamp_us + ceil_div(state.debt, policy.ticks_per_us());
+}
+
+}  // namespace floodgate::core

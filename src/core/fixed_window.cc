@@ -1,0 +1,47 @@
+#include "core/fixed_window.h"
+
+#include <limits>
+
+#include "core/arith.h"
+
+namespace floodgate::core {
+
+Decision decide_fixed_window(const Policy& policy, FixedWindowState& state, std::int64_t now_us,
+                             std::uint64_t cost) {
+  const std::int64_t window_us = policy.window().count();
+  const std::uint64_t limit = policy.limit();
+
+  // A clock that stepped back into an earlier window keeps counting in the newer one: going back
+  // must not open a window that has already been spent.
+  std::int64_t window = floor_div(now_us, window_us);
+  std::uint64_t count = 0;
+  if (state.count > 0 && state.window >= window) {
+    window = state.window;
+    count = state.count;
+  }
+  const Micros until_end{(window + 1) * window_us - now_us};
+
+  Decision d;
+  d.limit = limit;
+  if (cost > limit) {
+    d.reason = DenyReason::kCostExceedsCapacity;
+    d.retry_after = kNever;
+  } else if (count + cost <= limit) {
+    d.allowed = true;
+    count += cost;
+  } else {
+    d.reason = DenyReason::kLimited;
+    d.retry_after = until_end;
+  }
+  d.remaining = limit - count;
+  d.reset_after = count > 0 ? until_end : Micros{0};
+  state = count > 0 ? FixedWindowState{window, count} : FixedWindowState{};
+  return d;
+}
+
+std::int64_t fixed_window_fresh_at(const Policy& policy, const FixedWindowState& state) {
+  if (state.count == 0) return std::numeric_limits<std::int64_t>::min();
+  return (state.window + 1) * policy.window().count();
+}
+
+}  // namespace floodgate::core

@@ -1,0 +1,38 @@
+// File: core/sliding_window_counter.h
+//
+// sliding_window_counter: Cloudflare's approximation of a sliding window. Two adjacent
+// epoch-aligned windows are kept; at offset e into the current window the estimate is
+//
+//   previous * w(e) / 65536 + current,   w(e) = floor((window - e) * 65536 / window)
+//
+// in 16-bit fixed point (w(0) = 65536, falling to 0 at the window's end). A request of cost n
+// passes when estimate + n <= limit, compared exactly in fixed point. For windows above 2^37 us
+// (~38 hours) e and window are first shifted right by Policy::weight_shift() so every product
+// stays below 2^53 (exact in the Lua scripts' doubles); the weight's resolution is unaffected.
+//
+// Error bound (docs/ALGORITHMS.md): the estimate assumes the previous window's requests were
+// spread evenly. In any window-long interval at most 2 * limit pass in the worst case (all of the
+// previous window's requests at its very end); with evenly spread traffic at most limit + 1.
+#pragma once
+
+#include <cstdint>
+
+#include "floodgate/decision.h"
+#include "floodgate/policy.h"
+
+namespace floodgate::core {
+
+struct SlidingCounterState {
+  std::int64_t window = 0;     // index of the current window
+  std::uint32_t current = 0;   // cost admitted in `window`
+  std::uint32_t previous = 0;  // cost admitted in `window - 1`
+};
+
+Decision decide_sliding_counter(const Policy& policy, SlidingCounterState& state,
+                                std::int64_t now_us, std::uint64_t cost);
+std::int64_t sliding_counter_fresh_at(const Policy& policy, const SlidingCounterState& state);
+
+// sliding_counter_weight(): w(e) above, for 0 <= offset_us < window. Exposed for tests.
+std::int64_t sliding_counter_weight(const Policy& policy, std::int64_t offset_us);
+
+}  // namespace floodgate::core
