@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -59,6 +60,12 @@ struct ParamError {
 
 template <class T>
 using Result = boost::system::result<T, ParamError>;
+
+class Policy;
+// Printing, for logs and test failures: "refill_rate: must be a finite number",
+// "token_bucket(capacity=10, refill_rate=0.5)".
+std::ostream& operator<<(std::ostream& os, const ParamError& error);
+std::ostream& operator<<(std::ostream& os, const Policy& policy);
 
 inline constexpr std::uint64_t kMaxLimit = 4'294'967'295;  // 2^32 - 1
 inline constexpr std::uint64_t kMaxLogLimit = 100'000;     // sliding_window_log keeps one entry per request

@@ -56,7 +56,8 @@ Decision decide_debt(const Policy& policy, DebtState& state, std::int64_t now_us
   }
   d.remaining = static_cast<std::uint64_t>((tolerance - debt) / interval);
   d.reset_after = wait_until(0);
-  state = {debt, at};
+  // A drained meter is forgotten entirely, stamp included: a fresh key has no past.
+  state = debt == 0 ? DebtState{} : DebtState{debt, at};
   return d;
 }
 

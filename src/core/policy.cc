@@ -3,6 +3,7 @@
 #include <array>
 #include <bit>
 #include <cmath>
+#include <ostream>
 #include <string>
 
 #include "core/arith.h"
@@ -98,6 +99,25 @@ std::string_view to_string(DenyReason reason) {
       return "cost_exceeds_capacity";
   }
   return "";
+}
+
+std::ostream& operator<<(std::ostream& os, const ParamError& e) {
+  return os << e.field << ": " << e.message;
+}
+
+std::ostream& operator<<(std::ostream& os, const Policy& p) {
+  os << to_string(p.algorithm()) << '(';
+  switch (p.algorithm()) {
+    case Algorithm::kTokenBucket:
+      return os << "capacity=" << p.limit() << ", refill_rate=" << p.rate() << ')';
+    case Algorithm::kLeakyBucket:
+      return os << "capacity=" << p.limit() << ", leak_rate=" << p.rate() << ')';
+    case Algorithm::kGcra:
+      return os << "limit=" << p.gcra_limit() << ", window=" << p.window().count()
+                << "us, burst=" << p.limit() << ')';
+    default:
+      return os << "limit=" << p.limit() << ", window=" << p.window().count() << "us)";
+  }
 }
 
 void throw_exception_from_error(const ParamError& e, const boost::source_location&) {

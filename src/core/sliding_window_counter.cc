@@ -31,9 +31,8 @@ Micros earliest_pass(const Policy& policy, std::int64_t window, std::uint64_t pr
       const std::int64_t max_weight = budget / static_cast<std::int64_t>(prev);
       if (max_weight >= kWeightOne) return Micros{from - now_us};
       // Smallest scaled offset with w <= max_weight:
-      //   (W - e) * 65536 < (max_weight + 1) * W  <=>  e >= W - ((max_weight + 1) * W - 1) / 65536
-      const std::int64_t scaled_offset =
-          scaled_window - ((max_weight + 1) * scaled_window - 1) / kWeightOne;
+      //   ceil((W - e) * 65536 / W) <= max_weight  <=>  e >= W - floor(max_weight * W / 65536)
+      const std::int64_t scaled_offset = scaled_window - max_weight * scaled_window / kWeightOne;
       const std::int64_t offset = scaled_offset << shift;
       if (offset < window_us) return Micros{std::max(from, start + offset) - now_us};
     }
@@ -49,7 +48,7 @@ std::int64_t sliding_counter_weight(const Policy& policy, std::int64_t offset_us
   const int shift = policy.weight_shift();
   const std::int64_t scaled_window = policy.window().count() >> shift;
   const std::int64_t scaled_offset = std::min(offset_us >> shift, scaled_window);
-  return ((scaled_window - scaled_offset) * kWeightOne) / scaled_window;
+  return ceil_div((scaled_window - scaled_offset) * kWeightOne, scaled_window);
 }
 
 Decision decide_sliding_counter(const Policy& policy, SlidingCounterState& state,

@@ -34,9 +34,10 @@ Decision decide_sliding_log(const Policy& policy, SlidingLog& log, std::int64_t 
   const std::int64_t window_us = policy.window().count();
   const std::uint64_t limit = policy.limit();
 
-  // Time never runs backwards within one log: a clock behind the newest entry is taken as that
-  // entry's time, so entries stay ordered and none expires early.
-  const std::int64_t at = log.empty() ? now_us : std::max(now_us, log.entries_.back().at_us);
+  // Time never runs backwards within one log: a clock behind the latest moment the log has seen is
+  // taken as that moment, so entries stay ordered and none comes back after it expired.
+  const std::int64_t at = log.empty() ? now_us : std::max(now_us, log.latest_us_);
+  log.latest_us_ = at;
   log.expire_through(at - window_us);
 
   // Time from now until a request of `n` fits: walk the oldest entries until enough has expired.

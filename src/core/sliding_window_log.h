@@ -41,6 +41,7 @@ class SlidingLog {
 
   boost::circular_buffer<LogEntry> entries_;
   std::uint64_t total_ = 0;
+  std::int64_t latest_us_ = 0;  // the latest moment this log has seen; meaningful while non-empty
 };
 
 Decision decide_sliding_log(const Policy& policy, SlidingLog& log, std::int64_t now_us,
