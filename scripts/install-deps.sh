@@ -2,12 +2,10 @@
 # Installs the Debian bookworm packages floodgate needs to build, test and run — only those that
 # are missing, so a machine that has them all does no apt work at all.
 #
-#   scripts/install-deps.sh            build + test dependencies
-#   scripts/install-deps.sh --runtime  only what `make run` needs
 set -euo pipefail
 
 build_pkgs=(
-  g++ cmake ninja-build pkg-config make git ccache
+  g++ cmake ninja-build pkg-config make git ccache clang-format
   libboost1.81-dev libboost-json1.81-dev
   libxxhash-dev libspdlog-dev libfmt-dev libcli11-dev
 )
@@ -15,10 +13,7 @@ test_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 
-want=("${build_pkgs[@]}")
-if [[ "${1:-}" != "--runtime" ]]; then
-  want+=("${test_pkgs[@]}")
-fi
+want=("${build_pkgs[@]}" "${test_pkgs[@]}")
 
 missing=()
 for pkg in "${want[@]}"; do

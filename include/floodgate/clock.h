@@ -1,7 +1,7 @@
 // File: floodgate/clock.h
 //
-// Time in floodgate is integer microseconds since the Unix epoch, carried in `Micros`. It is never a
-// double: a double loses sub-millisecond precision after days of uptime, an int64 of microseconds
+// Time in floodgate is integer microseconds since the Unix epoch, carried in `Micros`. It is never
+// a double: a double loses sub-millisecond precision after days of uptime, an int64 of microseconds
 // stays exact for 292,000 years. Every component that needs the time is handed a `Clock`, so tests
 // run on simulated time (`ManualClock`) and never sleep.
 //
@@ -24,9 +24,10 @@ inline constexpr Micros kNever = Micros::max();
 
 // Clock
 //
-// The source of "now" for a store. Wall-clock time, because fixed and sliding windows are aligned to
-// the Unix epoch so that every instance and every store agree on where a window starts. Wall clocks
-// may step backwards; the algorithms tolerate that (a backwards step never creates capacity).
+// The source of "now" for a store. Wall-clock time, because fixed and sliding windows are aligned
+// to the Unix epoch so that every instance and every store agree on where a window starts. Wall
+// clocks may step backwards; the algorithms tolerate that (a backwards step never creates
+// capacity).
 //
 // Thread-safety: now() may be called from any thread concurrently.
 class Clock {

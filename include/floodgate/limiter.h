@@ -1,8 +1,9 @@
 // File: floodgate/limiter.h
 //
 // Limiter: the library's front door. It takes a key, a policy and a cost, asks a Store, and returns
-// the store's outcome. Fronts (HTTP, gRPC, an application's own middleware) talk to a Limiter, never
-// to a store directly, so the store can change (memory, Redis, Redis Cluster) without them noticing.
+// the store's outcome. Fronts (HTTP, gRPC, an application's own middleware) talk to a Limiter,
+// never to a store directly, so the store can change (memory, Redis, Redis Cluster) without them
+// noticing.
 //
 // Example:
 //   floodgate::SystemClock clock;

@@ -1,13 +1,15 @@
 // File: floodgate/memory_store.h
 //
 // MemoryStore: the embedded store. Keys are spread over power-of-two shards by a 128-bit hash of
-// (algorithm, key); each shard is a flat hash map behind its own mutex, on its own cache lines, so
-// threads working on different keys rarely meet. Exact within one process.
+// (algorithm, key); each shard is a flat hash map. A check of a key the shard already holds takes
+// the shard's lock shared (a "big reader" lock whose readers write only their own cache line) and
+// the key's own spin lock, so threads working on different keys never write a cache line another
+// thread reads. Exact within one process: checks of one key are serialized by its lock.
 //
 // Memory is bounded two ways:
 //   - a key whose state has become equal to a fresh key's (bucket full again, window over) is
-//     dropped: lazily when a shard grows to twice its size at the last sweep, and by sweep(), which
-//     a service calls on a timer;
+//     dropped (to the second): when a shard grows to twice its size at its last sweep, and by
+//     sweep(), which a service calls on a timer;
 //   - a shard never holds more than max_keys / shards keys. When a new key would exceed that, the
 //     shard first drops fresh-equivalent keys, then evicts the eighth of its keys that were
 //     closest to becoming fresh anyway (Redis' volatile-ttl idea), counting them in
@@ -34,6 +36,9 @@
 #include "floodgate/store.h"
 
 namespace floodgate {
+namespace core {
+struct KeyHash;
+}  // namespace core
 
 struct MemoryStoreOptions {
   std::size_t max_keys = 1'000'000;
@@ -71,6 +76,10 @@ class MemoryStore final : public Store {
 
  private:
   struct Shard;
+
+  template <class State>
+  Decision check_in(Shard& shard, const core::KeyHash& hash, const Policy& policy, Micros now,
+                    std::uint64_t cost);
 
   const Clock& clock_;
   std::size_t shard_mask_;

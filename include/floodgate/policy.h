@@ -68,8 +68,9 @@ std::ostream& operator<<(std::ostream& os, const ParamError& error);
 std::ostream& operator<<(std::ostream& os, const Policy& policy);
 
 inline constexpr std::uint64_t kMaxLimit = 4'294'967'295;  // 2^32 - 1
-inline constexpr std::uint64_t kMaxLogLimit = 100'000;     // sliding_window_log keeps one entry per request
-inline constexpr double kMaxRate = 4'294'967'295.0;        // per second
+inline constexpr std::uint64_t kMaxLogLimit =
+    100'000;  // sliding_window_log keeps one entry per request
+inline constexpr double kMaxRate = 4'294'967'295.0;  // per second
 inline constexpr Micros kMinWindow = std::chrono::milliseconds(1);
 inline constexpr Micros kMaxWindow = std::chrono::hours(24 * 365);
 
@@ -80,15 +81,17 @@ class Policy {
  public:
   // token_bucket: starts full with `capacity` tokens and refills `refill_rate` tokens per second.
   static Result<Policy> token_bucket(std::int64_t capacity, double refill_rate);
-  // gcra: `limit` requests per `window`, of which up to `burst` (default: `limit`) may come at once.
+  // gcra: `limit` requests per `window`, of which up to `burst` (default: `limit`) may come at
+  // once.
   static Result<Policy> gcra(std::int64_t limit, Micros window,
                              std::optional<std::int64_t> burst = std::nullopt);
-  // leaky_bucket: a meter of `capacity` that drains `leak_rate` units per second; decisions carry the
-  // delay that spaces admitted requests at the leak rate.
+  // leaky_bucket: a meter of `capacity` that drains `leak_rate` units per second; decisions carry
+  // the delay that spaces admitted requests at the leak rate.
   static Result<Policy> leaky_bucket(std::int64_t capacity, double leak_rate);
   // fixed_window: `limit` per window, windows aligned to the Unix epoch.
   static Result<Policy> fixed_window(std::int64_t limit, Micros window);
-  // sliding_window_log: exactly `limit` per any window-long interval; one entry per admitted request.
+  // sliding_window_log: exactly `limit` per any window-long interval; one entry per admitted
+  // request.
   static Result<Policy> sliding_window_log(std::int64_t limit, Micros window);
   // sliding_window_counter: the previous window's count weighted by its overlap plus the current
   // window's count (Cloudflare's approximation), in 16-bit fixed point. See docs/ALGORITHMS.md for
@@ -116,7 +119,8 @@ class Policy {
  private:
   Policy() = default;
   static Result<Policy> debt_meter(Algorithm algorithm, std::uint64_t capacity,
-                                   long double us_per_token, double rate, std::string_view rate_field);
+                                   long double us_per_token, double rate,
+                                   std::string_view rate_field);
   static Result<Policy> window_policy(Algorithm algorithm, std::int64_t limit, Micros window,
                                       std::uint64_t max_limit);
 

@@ -2,8 +2,8 @@
 //
 // The Store seam: where the state behind decisions lives. The memory store answers inline from
 // per-shard hash maps; the Redis stores answer later, from an I/O thread, after one pipelined round
-// trip. One interface serves both: a batch of checks goes in, the caller's outcome slots are filled,
-// and a completion fires exactly once.
+// trip. One interface serves both: a batch of checks goes in, the caller's outcome slots are
+// filled, and a completion fires exactly once.
 //
 // Example (a store that may answer later):
 //   struct Done final : floodgate::Completion {

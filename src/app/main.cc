@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <string>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "floodgate/limiter.h"
 #include "floodgate/memory_store.h"
@@ -29,7 +29,8 @@ floodgate::Result<floodgate::Policy> make_policy(const CheckArgs& a) {
   using floodgate::Policy;
   const auto window = floodgate::Micros{static_cast<std::int64_t>(a.window_s * 1e6)};
   const auto algorithm = floodgate::parse_algorithm(a.algorithm);
-  if (!algorithm) return floodgate::ParamError{"algorithm", "unknown algorithm '" + a.algorithm + "'"};
+  if (!algorithm)
+    return floodgate::ParamError{"algorithm", "unknown algorithm '" + a.algorithm + "'"};
   switch (*algorithm) {
     case Algorithm::kTokenBucket:
       return Policy::token_bucket(a.limit, a.rate);
@@ -80,18 +81,23 @@ int main(int argc, char** argv) {
 
   CheckArgs check_args;
   CLI::App* check = app.add_subcommand(
-      "check", "Run decisions in-process on the memory store and print them (a demo of the algorithms)");
+      "check",
+      "Run decisions in-process on the memory store and print them (a demo of the algorithms)");
   check->add_option("--key", check_args.key, "Key to limit")->capture_default_str();
-  check->add_option("--algorithm", check_args.algorithm,
-                    "token_bucket, gcra, leaky_bucket, fixed_window, sliding_window_log or "
-                    "sliding_window_counter")
+  check
+      ->add_option("--algorithm", check_args.algorithm,
+                   "token_bucket, gcra, leaky_bucket, fixed_window, sliding_window_log or "
+                   "sliding_window_counter")
       ->capture_default_str();
-  check->add_option("--limit", check_args.limit, "Capacity, burst or window limit")->capture_default_str();
-  check->add_option("--rate", check_args.rate, "Refill or leak rate per second (buckets)")->capture_default_str();
+  check->add_option("--limit", check_args.limit, "Capacity, burst or window limit")
+      ->capture_default_str();
+  check->add_option("--rate", check_args.rate, "Refill or leak rate per second (buckets)")
+      ->capture_default_str();
   check->add_option("--window", check_args.window_s, "Window in seconds (window algorithms, gcra)")
       ->capture_default_str();
   check->add_option("--cost", check_args.cost, "Cost of each request")->capture_default_str();
-  check->add_option("--repeat", check_args.repeat, "How many requests to send")->capture_default_str();
+  check->add_option("--repeat", check_args.repeat, "How many requests to send")
+      ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
   if (check->parsed()) return run_check(check_args);

@@ -1,16 +1,8 @@
 #include "core/debt_meter.h"
 
-#include <limits>
-
 #include "core/arith.h"
 
 namespace floodgate::core {
-namespace {
-
-constexpr std::int64_t kNeverUs = std::numeric_limits<std::int64_t>::max();
-
-}  // namespace
-
 Decision decide_debt(const Policy& policy, DebtState& state, std::int64_t now_us,
                      std::uint64_t cost) {
   const std::int64_t per_us = policy.ticks_per_us();
@@ -23,9 +15,10 @@ Decision decide_debt(const Policy& policy, DebtState& state, std::int64_t now_us
   std::int64_t debt = state.debt;
   std::int64_t at = state.stamp_us;
   if (now_us > at) {
+    std::int64_t drained = 0;
     if (per_us > 0 && debt > 0) {
-      const std::int64_t elapsed = now_us - at;
-      debt = elapsed >= ceil_div(debt, per_us) ? 0 : debt - elapsed * per_us;
+      const bool overflow = __builtin_mul_overflow(now_us - at, per_us, &drained);
+      debt = (overflow || drained >= debt) ? 0 : debt - drained;
     }
     at = now_us;
   }
@@ -59,12 +52,6 @@ Decision decide_debt(const Policy& policy, DebtState& state, std::int64_t now_us
   // A drained meter is forgotten entirely, stamp included: a fresh key has no past.
   state = debt == 0 ? DebtState{} : DebtState{debt, at};
   return d;
-}
-
-std::int64_t debt_fresh_at(const Policy& policy, const DebtState& state) {
-  if (state.debt == 0) return std::numeric_limits<std::int64_t>::min();
-  if (policy.ticks_per_us() == 0) return kNeverUs;
-  return state.stamp_us + ceil_div(state.debt, policy.ticks_per_us());
 }
 
 }  // namespace floodgate::core

@@ -6,7 +6,8 @@
 //   - token_bucket: tokens = limit - debt / interval; the bucket starts full (debt 0).
 //   - gcra: debt is the theoretical arrival time minus now (redis-cell's TAT), with burst = limit,
 //     so a fresh key admits exactly `burst` at once.
-//   - leaky_bucket: debt / interval is the meter's level; an admitted request is delayed by the time
+//   - leaky_bucket: debt / interval is the meter's level; an admitted request is delayed by the
+//   time
 //     the level ahead of it takes to leak out.
 //
 // Ticks are chosen per policy (Policy::ticks_per_us) so that limit * interval stays below 2^52:
@@ -29,8 +30,5 @@ struct DebtState {
 // decide_debt(): the decision for `cost` at `now_us`; updates `state` (ages it even when denied).
 Decision decide_debt(const Policy& policy, DebtState& state, std::int64_t now_us,
                      std::uint64_t cost);
-
-// debt_fresh_at(): the time from which `state` is indistinguishable from a fresh key's.
-std::int64_t debt_fresh_at(const Policy& policy, const DebtState& state);
 
 }  // namespace floodgate::core

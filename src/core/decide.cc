@@ -54,24 +54,4 @@ Decision decide(const Policy& policy, SlidingLog& log, Micros now, std::uint64_t
   return decide_sliding_log(policy, log, now.count(), cost);
 }
 
-Micros fresh_at(const Policy& policy, const CompactState& state) {
-  switch (policy.algorithm()) {
-    case Algorithm::kTokenBucket:
-    case Algorithm::kGcra:
-    case Algorithm::kLeakyBucket:
-      return Micros{debt_fresh_at(policy, std::bit_cast<DebtState>(state))};
-    case Algorithm::kFixedWindow:
-      return Micros{fixed_window_fresh_at(policy, std::bit_cast<FixedWindowState>(state))};
-    case Algorithm::kSlidingWindowCounter:
-      return Micros{sliding_counter_fresh_at(policy, std::bit_cast<SlidingCounterState>(state))};
-    case Algorithm::kSlidingWindowLog:
-      break;
-  }
-  return Micros::min();
-}
-
-Micros fresh_at(const Policy& policy, const SlidingLog& log) {
-  return Micros{sliding_log_fresh_at(policy, log)};
-}
-
 }  // namespace floodgate::core

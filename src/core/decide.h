@@ -26,12 +26,10 @@ struct CompactState {
 };
 
 // decide(): precondition: policy.algorithm() != kSlidingWindowLog.
+//
+// From now + decision.reset_after on (never, for kNever) the state left behind decides exactly
+// as a fresh key's would, so a store may forget the key then.
 Decision decide(const Policy& policy, CompactState& state, Micros now, std::uint64_t cost);
 Decision decide(const Policy& policy, SlidingLog& log, Micros now, std::uint64_t cost);
-
-// fresh_at(): the moment from which the state equals a fresh key's, so the store may forget it.
-// Micros::min() for a state that is already fresh, kNever for one that never will be.
-Micros fresh_at(const Policy& policy, const CompactState& state);
-Micros fresh_at(const Policy& policy, const SlidingLog& log);
 
 }  // namespace floodgate::core

@@ -1,7 +1,5 @@
 #include "core/fixed_window.h"
 
-#include <limits>
-
 #include "core/arith.h"
 
 namespace floodgate::core {
@@ -37,11 +35,6 @@ Decision decide_fixed_window(const Policy& policy, FixedWindowState& state, std:
   d.reset_after = count > 0 ? until_end : Micros{0};
   state = count > 0 ? FixedWindowState{window, count} : FixedWindowState{};
   return d;
-}
-
-std::int64_t fixed_window_fresh_at(const Policy& policy, const FixedWindowState& state) {
-  if (state.count == 0) return std::numeric_limits<std::int64_t>::min();
-  return (state.window + 1) * policy.window().count();
 }
 
 }  // namespace floodgate::core

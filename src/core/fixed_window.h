@@ -20,6 +20,5 @@ struct FixedWindowState {
 
 Decision decide_fixed_window(const Policy& policy, FixedWindowState& state, std::int64_t now_us,
                              std::uint64_t cost);
-std::int64_t fixed_window_fresh_at(const Policy& policy, const FixedWindowState& state);
 
 }  // namespace floodgate::core

@@ -7,8 +7,8 @@ namespace floodgate::core {
 
 KeyHash hash_key(Algorithm algorithm, std::string_view key) {
   // The algorithm is the seed: the same key under two algorithms names two independent states.
-  const XXH128_hash_t h =
-      XXH3_128bits_withSeed(key.data(), key.size(), 0x666c6f6f64ULL + static_cast<XXH64_hash_t>(algorithm));
+  const XXH128_hash_t h = XXH3_128bits_withSeed(
+      key.data(), key.size(), 0x666c6f6f64ULL + static_cast<XXH64_hash_t>(algorithm));
   return {h.low64, h.high64};
 }
 

@@ -13,7 +13,7 @@ namespace floodgate {
 namespace {
 
 constexpr std::array<std::string_view, kAlgorithmCount> kAlgorithmNames = {
-    "token_bucket",         "gcra", "leaky_bucket", "fixed_window", "sliding_window_log",
+    "token_bucket",           "gcra", "leaky_bucket", "fixed_window", "sliding_window_log",
     "sliding_window_counter",
 };
 
@@ -41,7 +41,8 @@ std::optional<ParamError> check_count(std::string_view field, std::int64_t value
     return error(field, "must be at least 1, got " + std::to_string(value));
   }
   if (static_cast<std::uint64_t>(value) > max) {
-    return error(field, "must be at most " + std::to_string(max) + ", got " + std::to_string(value));
+    return error(field,
+                 "must be at most " + std::to_string(max) + ", got " + std::to_string(value));
   }
   return std::nullopt;
 }

@@ -1,7 +1,6 @@
 #include "core/sliding_window_counter.h"
 
 #include <algorithm>
-#include <limits>
 
 #include "core/arith.h"
 
@@ -95,13 +94,6 @@ Decision decide_sliding_counter(const Policy& policy, SlidingCounterState& state
               : SlidingCounterState{window, static_cast<std::uint32_t>(current),
                                     static_cast<std::uint32_t>(previous)};
   return d;
-}
-
-std::int64_t sliding_counter_fresh_at(const Policy& policy, const SlidingCounterState& state) {
-  const std::int64_t window_us = policy.window().count();
-  if (state.current > 0) return (state.window + 2) * window_us;
-  if (state.previous > 0) return (state.window + 1) * window_us;
-  return std::numeric_limits<std::int64_t>::min();
 }
 
 }  // namespace floodgate::core

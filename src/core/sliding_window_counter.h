@@ -32,7 +32,6 @@ struct SlidingCounterState {
 
 Decision decide_sliding_counter(const Policy& policy, SlidingCounterState& state,
                                 std::int64_t now_us, std::uint64_t cost);
-std::int64_t sliding_counter_fresh_at(const Policy& policy, const SlidingCounterState& state);
 
 // sliding_counter_weight(): w(e) above, for 0 <= offset_us < window. Exposed for tests.
 std::int64_t sliding_counter_weight(const Policy& policy, std::int64_t offset_us);

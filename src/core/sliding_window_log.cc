@@ -1,7 +1,6 @@
 #include "core/sliding_window_log.h"
 
 #include <algorithm>
-#include <limits>
 
 namespace floodgate::core {
 
@@ -65,13 +64,10 @@ Decision decide_sliding_log(const Policy& policy, SlidingLog& log, std::int64_t 
     d.retry_after = wait_for(cost);
   }
   d.remaining = limit - log.total_;
-  d.reset_after = wait_for(limit);
+  // Fully available once the newest entry stops counting (what wait_for(limit) would find, in
+  // O(1)).
+  d.reset_after = log.empty() ? Micros{0} : Micros{log.entries_.back().at_us + window_us - now_us};
   return d;
-}
-
-std::int64_t sliding_log_fresh_at(const Policy& policy, const SlidingLog& log) {
-  if (log.empty()) return std::numeric_limits<std::int64_t>::min();
-  return log.entries().back().at_us + policy.window().count();
 }
 
 }  // namespace floodgate::core

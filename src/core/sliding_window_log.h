@@ -46,6 +46,5 @@ class SlidingLog {
 
 Decision decide_sliding_log(const Policy& policy, SlidingLog& log, std::int64_t now_us,
                             std::uint64_t cost);
-std::int64_t sliding_log_fresh_at(const Policy& policy, const SlidingLog& log);
 
 }  // namespace floodgate::core

@@ -8,7 +8,7 @@ namespace {
 TEST(Gcra, FreshKeyAdmitsExactlyTheBurstAtOnce) {
   Harness h;
   const auto p = Policy::gcra(10, 1s).value();  // burst defaults to the limit
-  EXPECT_EQ(h.spend(p, 20), 10);                  // not burst + 1 as redis-cell would
+  EXPECT_EQ(h.spend(p, 20), 10);                // not burst + 1 as redis-cell would
 }
 
 TEST(Gcra, ExplicitBurstBelowTheLimit) {

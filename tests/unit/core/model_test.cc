@@ -193,7 +193,8 @@ class SlidingCounterReference final : public Reference {
     latest_ = w;
     const i128 used = estimate(t);
     const i128 ceiling = i128(limit_) * core::kWeightOne;
-    remaining = used >= ceiling ? 0 : static_cast<std::uint64_t>((ceiling - used) / core::kWeightOne);
+    remaining =
+        used >= ceiling ? 0 : static_cast<std::uint64_t>((ceiling - used) / core::kWeightOne);
     if (count_in(w) == 0 && count_in(w - 1) == 0) counts_.clear(), latest_ = kNone;
     return ok;
   }
@@ -312,23 +313,39 @@ TEST_P(ModelTest, MatchesTheNaiveReferenceOverRandomSequences) {
     std::int64_t latest = now;
     for (int step = 0; step < 1500; ++step) {
       switch (pick(0, 9)) {
-        case 0: break;                                   // same microsecond
-        case 1: case 2: case 3: now += pick(1, 2'000); break;
-        case 4: case 5: case 6: now += pick(1, span / 4); break;
-        case 7: now += pick(span, 3 * span); break;       // let windows roll, buckets refill
-        case 8: now -= pick(1, span / 2); break;          // the clock steps back
-        default: now += pick(1, span / 50 + 1); break;
+        case 0:
+          break;  // same microsecond
+        case 1:
+        case 2:
+        case 3:
+          now += pick(1, 2'000);
+          break;
+        case 4:
+        case 5:
+        case 6:
+          now += pick(1, span / 4);
+          break;
+        case 7:
+          now += pick(span, 3 * span);
+          break;  // let windows roll, buckets refill
+        case 8:
+          now -= pick(1, span / 2);
+          break;  // the clock steps back
+        default:
+          now += pick(1, span / 50 + 1);
+          break;
       }
       if (now < latest - span) now = latest;  // keep lags bounded
       latest = std::max(latest, now);
       const std::uint64_t cost =
-          pick(0, 20) == 0 ? static_cast<std::uint64_t>(pick(0, static_cast<std::int64_t>(p.limit()) + 2))
-                           : static_cast<std::uint64_t>(pick(0, 6) == 0 ? 0 : 1);
+          pick(0, 20) == 0
+              ? static_cast<std::uint64_t>(pick(0, static_cast<std::int64_t>(p.limit()) + 2))
+              : static_cast<std::uint64_t>(pick(0, 6) == 0 ? 0 : 1);
 
-      SCOPED_TRACE(::testing::Message() << to_string(algorithm) << " seed " << seed << " step "
-                                        << step << " limit " << p.limit() << " window "
-                                        << p.window().count() << " rate " << p.rate()
-                                        << " now " << now << " cost " << cost);
+      SCOPED_TRACE(::testing::Message()
+                   << to_string(algorithm) << " seed " << seed << " step " << step << " limit "
+                   << p.limit() << " window " << p.window().count() << " rate " << p.rate()
+                   << " now " << now << " cost " << cost);
       // Expected "when" answers come from the reference's state before this request is applied.
       const Micros delay_expected = earliest_pass(*ref, now, p.limit());
       const Micros retry_expected = cost > p.limit() ? kNever : earliest_pass(*ref, now, cost);
@@ -347,7 +364,8 @@ TEST_P(ModelTest, MatchesTheNaiveReferenceOverRandomSequences) {
           ASSERT_EQ(d.delay, delay_expected);
         }
       } else {
-        ASSERT_EQ(d.reason, cost > p.limit() ? DenyReason::kCostExceedsCapacity : DenyReason::kLimited);
+        ASSERT_EQ(d.reason,
+                  cost > p.limit() ? DenyReason::kCostExceedsCapacity : DenyReason::kLimited);
         ASSERT_EQ(d.retry_after, retry_expected);
       }
     }
@@ -359,7 +377,9 @@ INSTANTIATE_TEST_SUITE_P(AllAlgorithms, ModelTest,
                                            Algorithm::kLeakyBucket, Algorithm::kFixedWindow,
                                            Algorithm::kSlidingWindowLog,
                                            Algorithm::kSlidingWindowCounter),
-                         [](const auto& param_info) { return std::string(to_string(param_info.param)); });
+                         [](const auto& param_info) {
+                           return std::string(to_string(param_info.param));
+                         });
 
 }  // namespace
 }  // namespace floodgate

@@ -33,7 +33,8 @@ TEST(Policy, AlgorithmNamesRoundTrip) {
 
 TEST(Policy, ZeroOrNegativeWindowIsRefused) {
   EXPECT_THAT(Policy::fixed_window(10, 0s), IsParamError("window", "must be greater than 0"));
-  EXPECT_THAT(Policy::sliding_window_log(10, -1s), IsParamError("window", "must be greater than 0"));
+  EXPECT_THAT(Policy::sliding_window_log(10, -1s),
+              IsParamError("window", "must be greater than 0"));
   EXPECT_THAT(Policy::gcra(10, Micros{-5}), IsParamError("window", "must be greater than 0"));
 }
 
@@ -44,7 +45,8 @@ TEST(Policy, SubMillisecondWindowIsRefused) {
 
 TEST(Policy, WindowBeyondOneYearIsRefused) {
   EXPECT_TRUE(Policy::fixed_window(10, kMaxWindow).has_value());
-  EXPECT_THAT(Policy::fixed_window(10, kMaxWindow + 1us), IsParamError("window", "at most 365 days"));
+  EXPECT_THAT(Policy::fixed_window(10, kMaxWindow + 1us),
+              IsParamError("window", "at most 365 days"));
 }
 
 TEST(Policy, ZeroCapacityIsRefused) {
@@ -87,7 +89,8 @@ TEST(Policy, ZeroRefillIsAQuotaButZeroLeakIsRefused) {
 
 TEST(Policy, RefillSlowerThanOneYearIsRefused) {
   // 10 tokens at 1 per 40 days: 400 days to refill.
-  EXPECT_THAT(Policy::token_bucket(10, 1.0 / (40 * 86400)), IsParamError("refill_rate", "too slow"));
+  EXPECT_THAT(Policy::token_bucket(10, 1.0 / (40 * 86400)),
+              IsParamError("refill_rate", "too slow"));
   EXPECT_TRUE(Policy::token_bucket(10, 1.0 / (30 * 86400)).has_value());
   // gcra: a burst of 10,000 at 1 per hour takes 416 days to come back.
   EXPECT_THAT(Policy::gcra(1, 1h, 10'000), IsParamError("burst", "too slow"));

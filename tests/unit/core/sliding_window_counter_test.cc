@@ -17,14 +17,16 @@ TEST(SlidingWindowCounter, WeightFallsLinearlyInSixteenBitFixedPoint) {
   EXPECT_EQ(core::sliding_counter_weight(p, 0), 65536);
   EXPECT_EQ(core::sliding_counter_weight(p, Micros(30s).count()), 32768);
   EXPECT_EQ(core::sliding_counter_weight(p, Micros(45s).count()), 16384);
-  EXPECT_EQ(core::sliding_counter_weight(p, Micros(1min - 1us).count()), 1);  // rounded up: never 0 early
+  EXPECT_EQ(core::sliding_counter_weight(p, Micros(1min - 1us).count()),
+            1);  // rounded up: never 0 early
 }
 
 TEST(SlidingWindowCounter, WeightOfLongWindowsKeepsItsResolution) {
   const auto p = Policy::sliding_window_counter(10, std::chrono::hours(24 * 365)).value();
   EXPECT_GT(p.weight_shift(), 0);
   EXPECT_EQ(core::sliding_counter_weight(p, 0), 65536);
-  EXPECT_EQ(core::sliding_counter_weight(p, Micros(std::chrono::hours(24 * 365) / 4).count()), 49152);
+  EXPECT_EQ(core::sliding_counter_weight(p, Micros(std::chrono::hours(24 * 365) / 4).count()),
+            49152);
 }
 
 TEST(SlidingWindowCounter, PreviousWindowIsWeightedByItsOverlap) {
@@ -99,7 +101,8 @@ TEST(SlidingWindowCounter, RandomTrafficStaysWithinTwiceTheSquareRootOfTheLimit)
     for (std::uint64_t limit : {10u, 100u, 1000u}) {
       for (std::uint64_t seed = 1; seed <= 3; ++seed) {
         Harness h;
-        const auto p = Policy::sliding_window_counter(static_cast<std::int64_t>(limit), 10s).value();
+        const auto p =
+            Policy::sliding_window_counter(static_cast<std::int64_t>(limit), 10s).value();
         std::mt19937_64 rng(seed);
         std::exponential_distribution<double> gap(overload * static_cast<double>(limit) / 10e6);
         std::deque<Micros> admitted;

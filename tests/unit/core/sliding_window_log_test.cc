@@ -13,7 +13,7 @@ TEST(SlidingWindowLog, NoBoundaryBurst) {
   EXPECT_EQ(h.spend(p, 100), 100);
   h.advance(1us);
   EXPECT_EQ(h.spend(p, 100), 0);  // the fixed window would admit 100 more here
-  h.advance(1min - 2us);           // the burst still counts 1 us before its minute is over
+  h.advance(1min - 2us);          // the burst still counts 1 us before its minute is over
   EXPECT_EQ(h.spend(p, 100), 0);
   h.advance(1us);  // a full minute after the burst
   EXPECT_EQ(h.spend(p, 101), 100);

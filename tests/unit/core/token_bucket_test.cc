@@ -99,7 +99,7 @@ TEST(TokenBucket, ClockSteppingBackwardsCreatesNoTokens) {
   h.advance(-1h);
   EXPECT_FALSE(h.check(p).allowed);
   EXPECT_EQ(h.check(p).retry_after, 1h + 1s);  // time counts again from where it was
-  h.advance(1h);                                // back at the last time seen: still empty
+  h.advance(1h);                               // back at the last time seen: still empty
   EXPECT_FALSE(h.check(p).allowed);
   h.advance(1s);
   EXPECT_EQ(h.spend(p, 2), 1);
