@@ -61,6 +61,11 @@ struct ParamError {
 template <class T>
 using Result = boost::system::result<T, ParamError>;
 
+// window_from_seconds(): a window given in (possibly fractional) seconds, as the JSON API and the
+// seeds' DEFAULT_WINDOW take it, rounded to the nearest microsecond. Refuses NaN, infinities and
+// anything outside [1 ms, 365 days], naming `field`.
+Result<Micros> window_from_seconds(double seconds, std::string_view field = "window");
+
 class Policy;
 // Printing, for logs and test failures: "refill_rate: must be a finite number",
 // "token_bucket(capacity=10, refill_rate=0.5)".

@@ -27,7 +27,9 @@ struct CheckArgs {
 floodgate::Result<floodgate::Policy> make_policy(const CheckArgs& a) {
   using floodgate::Algorithm;
   using floodgate::Policy;
-  const auto window = floodgate::Micros{static_cast<std::int64_t>(a.window_s * 1e6)};
+  const auto window_or = floodgate::window_from_seconds(a.window_s);
+  if (!window_or) return window_or.error();
+  const floodgate::Micros window = *window_or;
   const auto algorithm = floodgate::parse_algorithm(a.algorithm);
   if (!algorithm)
     return floodgate::ParamError{"algorithm", "unknown algorithm '" + a.algorithm + "'"};
@@ -95,8 +97,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   check->add_option("--window", check_args.window_s, "Window in seconds (window algorithms, gcra)")
       ->capture_default_str();
-  check->add_option("--cost", check_args.cost, "Cost of each request")->capture_default_str();
+  check->add_option("--cost", check_args.cost, "Cost of each request (0 peeks)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{4294967295}))
+      ->capture_default_str();
   check->add_option("--repeat", check_args.repeat, "How many requests to send")
+      ->check(CLI::Range(1, 1'000'000))
       ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);

@@ -79,6 +79,17 @@ std::optional<ParamError> check_rate(std::string_view field, double rate, bool z
 
 }  // namespace
 
+Result<Micros> window_from_seconds(double seconds, std::string_view field) {
+  if (!std::isfinite(seconds)) return error(field, "must be a finite number of seconds");
+  if (seconds <= 0) return error(field, "must be greater than 0");
+  if (seconds < 1e-3) return error(field, "must be at least 1 ms, got " + describe(seconds) + " s");
+  const double max_s = static_cast<double>(kMaxWindow.count()) / 1e6;
+  if (seconds > max_s) {
+    return error(field, "must be at most 365 days (31536000 s), got " + describe(seconds) + " s");
+  }
+  return Micros{std::llround(seconds * 1e6)};
+}
+
 std::string_view to_string(Algorithm algorithm) {
   return kAlgorithmNames[static_cast<std::size_t>(algorithm)];
 }

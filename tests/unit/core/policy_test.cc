@@ -97,6 +97,17 @@ TEST(Policy, RefillSlowerThanOneYearIsRefused) {
   EXPECT_TRUE(Policy::gcra(1, 1h, 8'000).has_value());
 }
 
+TEST(Policy, WindowFromSecondsRefusesWhatItCannotRepresent) {
+  EXPECT_EQ(window_from_seconds(0.5).value(), 500ms);
+  EXPECT_EQ(window_from_seconds(3600).value(), 1h);
+  EXPECT_EQ(window_from_seconds(0.0015).value(), 1500us);
+  EXPECT_THAT(window_from_seconds(std::nan("")), IsParamError("window", "finite"));
+  EXPECT_THAT(window_from_seconds(1e300), IsParamError("window", "at most 365 days"));
+  EXPECT_THAT(window_from_seconds(-1, "DEFAULT_WINDOW"),
+              IsParamError("DEFAULT_WINDOW", "greater than 0"));
+  EXPECT_THAT(window_from_seconds(1e-4), IsParamError("window", "at least 1 ms"));
+}
+
 TEST(Policy, ThrowingAccessorNamesTheField) {
   try {
     (void)Policy::token_bucket(0, 1).value();
