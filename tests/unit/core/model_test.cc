@@ -106,25 +106,12 @@ class GcraReference final : public Reference {
   std::int64_t last_ = kNone;
 };
 
-// fixed_window: every window's count, in a map.
-class FixedWindowReference final : public Reference {
+// WindowCounts: every epoch-aligned window's admitted cost, and the latest window seen while the
+// key held state (a clock behind it counts as being in it).
+class WindowCounts {
  public:
-  explicit FixedWindowReference(const Policy& p) : limit_(p.limit()), window_(p.window().count()) {}
+  explicit WindowCounts(std::int64_t window) : window_(window) {}
 
-  bool would_pass(std::int64_t t, std::uint64_t cost) const override {
-    return count_in(window_of(t)) + cost <= limit_;
-  }
-  bool apply(std::int64_t t, std::uint64_t cost, std::uint64_t& remaining) override {
-    const bool ok = cost <= limit_ && would_pass(t, cost);
-    const std::int64_t w = window_of(t);
-    if (ok && cost > 0) counts_[w] += cost;
-    remaining = limit_ - count_in(w);
-    latest_ = w;
-    if (count_in(w) == 0) counts_.clear(), latest_ = kNone;
-    return ok;
-  }
-
- private:
   std::int64_t window_of(std::int64_t t) const {
     const auto w = static_cast<std::int64_t>(floor_div128(t, window_));
     return latest_ == kNone ? w : std::max(w, latest_);
@@ -133,11 +120,43 @@ class FixedWindowReference final : public Reference {
     auto it = counts_.find(w);
     return it == counts_.end() ? 0 : it->second;
   }
+  void add(std::int64_t w, std::uint64_t cost) {
+    if (cost > 0) counts_[w] += cost;
+  }
+  void seen(std::int64_t w) { latest_ = w; }
+  void forget() {
+    counts_.clear();
+    latest_ = kNone;
+  }
+  std::int64_t window() const { return window_; }
 
-  std::uint64_t limit_;
+ private:
   std::int64_t window_;
   std::map<std::int64_t, std::uint64_t> counts_;
   std::int64_t latest_ = kNone;
+};
+
+// fixed_window: every window's count, in a map.
+class FixedWindowReference final : public Reference {
+ public:
+  explicit FixedWindowReference(const Policy& p) : limit_(p.limit()), counts_(p.window().count()) {}
+
+  bool would_pass(std::int64_t t, std::uint64_t cost) const override {
+    return counts_.count_in(counts_.window_of(t)) + cost <= limit_;
+  }
+  bool apply(std::int64_t t, std::uint64_t cost, std::uint64_t& remaining) override {
+    const bool ok = cost <= limit_ && would_pass(t, cost);
+    const std::int64_t w = counts_.window_of(t);
+    if (ok) counts_.add(w, cost);
+    remaining = limit_ - counts_.count_in(w);
+    counts_.seen(w);
+    if (counts_.count_in(w) == 0) counts_.forget();
+    return ok;
+  }
+
+ private:
+  std::uint64_t limit_;
+  WindowCounts counts_;
 };
 
 // sliding_window_log: every admission, summed over the window ending at t.
@@ -180,7 +199,7 @@ class SlidingLogReference final : public Reference {
 class SlidingCounterReference final : public Reference {
  public:
   explicit SlidingCounterReference(const Policy& p)
-      : limit_(p.limit()), window_(p.window().count()), shift_(p.weight_shift()) {}
+      : limit_(p.limit()), shift_(p.weight_shift()), counts_(p.window().count()) {}
 
   bool would_pass(std::int64_t t, std::uint64_t cost) const override {
     return cost <= limit_ &&
@@ -188,41 +207,32 @@ class SlidingCounterReference final : public Reference {
   }
   bool apply(std::int64_t t, std::uint64_t cost, std::uint64_t& remaining) override {
     const bool ok = would_pass(t, cost);
-    const std::int64_t w = window_of(t);
-    if (ok && cost > 0) counts_[w] += cost;
-    latest_ = w;
+    const std::int64_t w = counts_.window_of(t);
+    if (ok) counts_.add(w, cost);
+    counts_.seen(w);
     const i128 used = estimate(t);
     const i128 ceiling = i128(limit_) * core::kWeightOne;
     remaining =
         used >= ceiling ? 0 : static_cast<std::uint64_t>((ceiling - used) / core::kWeightOne);
-    if (count_in(w) == 0 && count_in(w - 1) == 0) counts_.clear(), latest_ = kNone;
+    if (counts_.count_in(w) == 0 && counts_.count_in(w - 1) == 0) counts_.forget();
     return ok;
   }
 
  private:
-  std::int64_t window_of(std::int64_t t) const {
-    const auto w = static_cast<std::int64_t>(floor_div128(t, window_));
-    return latest_ == kNone ? w : std::max(w, latest_);
-  }
-  std::uint64_t count_in(std::int64_t w) const {
-    auto it = counts_.find(w);
-    return it == counts_.end() ? 0 : it->second;
-  }
   i128 estimate(std::int64_t t) const {
-    const std::int64_t w = window_of(t);
-    const i128 offset = std::max<i128>(0, i128(t) - i128(w) * window_);
-    const i128 scaled_window = window_ >> shift_;
+    const std::int64_t w = counts_.window_of(t);
+    const i128 window = counts_.window();
+    const i128 offset = std::max<i128>(0, i128(t) - i128(w) * window);
+    const i128 scaled_window = window >> shift_;
     const i128 scaled_offset = std::min<i128>(offset >> shift_, scaled_window);
     const i128 x = (scaled_window - scaled_offset) * core::kWeightOne;
     const i128 weight = (x + scaled_window - 1) / scaled_window;  // rounded up
-    return i128(count_in(w - 1)) * weight + i128(count_in(w)) * core::kWeightOne;
+    return i128(counts_.count_in(w - 1)) * weight + i128(counts_.count_in(w)) * core::kWeightOne;
   }
 
   std::uint64_t limit_;
-  std::int64_t window_;
   int shift_;
-  std::map<std::int64_t, std::uint64_t> counts_;
-  std::int64_t latest_ = kNone;
+  WindowCounts counts_;
 };
 
 std::unique_ptr<Reference> make_reference(const Policy& p) {
