@@ -21,12 +21,9 @@ configure: deps
 build: configure
 	@cmake --build --preset $(PRESET)
 
-# Until the HTTP service lands, `run` shows what the binary offers and a short demo of a limit.
+# Starts the service on the in-memory store, on port 8080 unless PORT says otherwise.
 run: build
-	@$(BIN) --help
-	@echo
-	@echo "Demo: 12 requests against a token bucket of 10 refilling at 0.5/s"
-	@$(BIN) check --key demo --algorithm token_bucket --limit 10 --rate 0.5 --repeat 12
+	@$(BIN) serve
 
 test: build
 	@ctest --preset $(PRESET)

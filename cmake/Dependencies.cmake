@@ -2,7 +2,7 @@
 # (scripts/install-deps.sh installs them). Do not add EXACT to the Boost line: "1.81" != "1.81.0".
 
 find_package(Threads REQUIRED)
-find_package(Boost 1.81 CONFIG REQUIRED)
+find_package(Boost 1.81 CONFIG REQUIRED COMPONENTS json)
 find_package(fmt CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)

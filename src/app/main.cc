@@ -1,16 +1,27 @@
-// floodgate: the command-line entry point. Subcommands are added as the fronts land; today the
-// binary answers --help and --version and offers `check`, a one-shot in-process decision that shows
-// the algorithms at work.
+// floodgate: the command-line entry point and the composition root. `serve` wires the store,
+// the limiter, the metrics and the HTTP server together; `check` runs in-process decisions.
+#include <csignal>
 #include <cstdio>
+#include <functional>
 #include <string>
+#include <thread>
 
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include "app/settings.h"
 #include "floodgate/limiter.h"
 #include "floodgate/memory_store.h"
 #include "floodgate/policy.h"
 #include "floodgate/version.h"
+#include "observe/metrics.h"
+#include "server/http/api.h"
+#include "server/http/server.h"
 
 namespace {
 
@@ -74,6 +85,98 @@ int run_check(const CheckArgs& args) {
   return 0;
 }
 
+void setup_logging(const floodgate::app::Settings& s) {
+  auto logger = spdlog::stdout_logger_mt("floodgate");
+  if (s.log_format == "json") {
+    // One JSON object per line. Messages are ours and never hold a double quote.
+    logger->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","msg":"%v"})",
+                        spdlog::pattern_time_type::utc);
+  } else {
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc);
+  }
+  logger->set_level(spdlog::level::from_str(s.log_level));
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+int run_serve(const floodgate::app::Settings& s) {
+  if (auto problem = floodgate::app::validate(s)) {
+    fmt::print(stderr, "floodgate: {}\n", *problem);
+    return 2;
+  }
+  setup_logging(s);
+
+  floodgate::http::PolicyDefaults defaults;
+  defaults.algorithm = *floodgate::parse_algorithm(s.default_algorithm);
+  defaults.limit = s.default_limit;
+  defaults.window = *floodgate::window_from_seconds(s.default_window_s);
+  floodgate::http::ApiError error;
+  if (!floodgate::http::policy_for({}, defaults, error)) {
+    fmt::print(stderr, "floodgate: the default policy is invalid: {} {}\n", error.field,
+               error.message);
+    return 2;
+  }
+
+  floodgate::SystemClock clock;
+  floodgate::MemoryStore store(clock,
+                               {.max_keys = static_cast<std::size_t>(s.max_keys), .shards = 64});
+  floodgate::Limiter limiter(store);
+  floodgate::observe::Metrics metrics;
+  floodgate::http::Api api(limiter, store, metrics, {.defaults = defaults});
+
+  floodgate::http::ServerOptions options;
+  options.host = s.host;
+  options.port = static_cast<std::uint16_t>(s.port);
+  options.request_timeout = std::chrono::milliseconds(s.request_timeout_ms);
+  options.idle_timeout = std::chrono::milliseconds(s.idle_timeout_ms);
+  options.threads = s.threads > 0
+                        ? s.threads
+                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::unique_ptr<floodgate::http::HttpServer> server;
+  try {
+    server = std::make_unique<floodgate::http::HttpServer>(options, api);
+  } catch (const std::exception& e) {
+    spdlog::error("cannot listen on {}:{}: {}", s.host, s.port, e.what());
+    return 1;
+  }
+  spdlog::info("listening on {}:{} store=memory threads={} version={}", s.host,
+               server->bound_port(), options.threads, floodgate::kVersion);
+
+  // Signals and housekeeping run on their own small loop beside the server's threads.
+  boost::asio::io_context control;
+  boost::asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      if (signo == SIGHUP) {
+        spdlog::info("SIGHUP: no configuration file to reload");
+        wait_signal();
+        return;
+      }
+      spdlog::info("signal {}: draining connections", signo);
+      server->stop();
+    });
+  };
+  wait_signal();
+  boost::asio::steady_timer sweep_timer(control);
+  std::function<void()> schedule_sweep = [&] {
+    sweep_timer.expires_after(std::chrono::seconds(5));
+    sweep_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      store.sweep();
+      schedule_sweep();
+    });
+  };
+  schedule_sweep();
+  std::thread control_thread([&] { control.run(); });
+
+  server->run();
+  control.stop();
+  control_thread.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,8 +207,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1'000'000))
       ->capture_default_str();
 
+  floodgate::app::Settings settings;
+  CLI::App* serve = app.add_subcommand("serve", "Run the rate limit service");
+  floodgate::app::add_settings(*serve, settings);
+
   CLI11_PARSE(app, argc, argv);
   if (check->parsed()) return run_check(check_args);
+  if (serve->parsed()) return run_serve(settings);
   std::fputs(app.help().c_str(), stdout);
   return 0;
 }

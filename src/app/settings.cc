@@ -1,0 +1,93 @@
+#include "app/settings.h"
+
+#include <CLI/CLI.hpp>
+
+namespace floodgate::app {
+
+void add_settings(CLI::App& cmd, Settings& s) {
+  auto opt = [&](const char* flag, auto& value, const char* env, const char* help) {
+    return cmd.add_option(flag, value, help)->envname(env)->capture_default_str();
+  };
+  opt("--host", s.host, "HOST", "Address the HTTP API listens on")->group("HTTP");
+  opt("--port", s.port, "PORT", "HTTP API port")->check(CLI::Range(0, 65535))->group("HTTP");
+  opt("--grpc-port", s.grpc_port, "GRPC_PORT", "Envoy rate limit service (gRPC) port")
+      ->check(CLI::Range(0, 65535))
+      ->group("HTTP");
+  opt("--threads", s.threads, "THREADS", "Server threads (0: one per core)")
+      ->check(CLI::Range(0, 256))
+      ->group("HTTP");
+
+  opt("--request-timeout-ms", s.request_timeout_ms, "REQUEST_TIMEOUT_MS",
+      "A request must arrive whole within this, once it has started (slow clients are cut off)")
+      ->check(CLI::Range(10, 600'000))
+      ->group("HTTP");
+  opt("--idle-timeout-ms", s.idle_timeout_ms, "IDLE_TIMEOUT_MS",
+      "An idle keep-alive connection is closed after this")
+      ->check(CLI::Range(10, 3'600'000))
+      ->group("HTTP");
+
+  opt("--backend", s.backend, "BACKEND", "Store: memory, redis, redis-cluster or redis-sentinel")
+      ->group("Store");
+  opt("--redis-url", s.redis_url, "REDIS_URL", "redis://[user:password@]host:port/db or rediss://")
+      ->group("Store");
+  opt("--redis-addr", s.redis_addr, "REDIS_ADDR", "host:port (when REDIS_URL is not set)")
+      ->group("Store");
+  opt("--redis-password", s.redis_password, "REDIS_PASSWORD", "Redis password")->group("Store");
+  opt("--redis-db", s.redis_db, "REDIS_DB", "Redis database number")
+      ->check(CLI::Range(0, 1023))
+      ->group("Store");
+  opt("--redis-pool-size", s.redis_pool_size, "REDIS_POOL_SIZE", "Connections to Redis")
+      ->check(CLI::Range(1, 1024))
+      ->group("Store");
+  opt("--failure-mode", s.failure_mode, "FAILURE_MODE",
+      "When the store cannot answer: fail_open, fail_closed or local")
+      ->check(CLI::IsMember({"fail_open", "fail_closed", "local"}))
+      ->group("Store");
+  opt("--max-keys", s.max_keys, "MAX_KEYS", "Most keys the memory store holds")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40))
+      ->group("Store");
+
+  opt("--config", s.config_file, "CONFIG_FILE", "YAML file of rules and tiers")->group("Rules");
+  opt("--rls-config", s.rls_config, "RLS_CONFIG", "envoyproxy/ratelimit YAML file or directory")
+      ->group("Rules");
+  opt("--default-algorithm", s.default_algorithm, "DEFAULT_ALGORITHM",
+      "Algorithm of a check that names none")
+      ->group("Rules");
+  opt("--default-window", s.default_window_s, "DEFAULT_WINDOW",
+      "Window in seconds of a check that gives none")
+      ->group("Rules");
+  opt("--default-limit", s.default_limit, "DEFAULT_LIMIT",
+      "Limit (or capacity) of a check that gives none")
+      ->group("Rules");
+
+  opt("--log-level", s.log_level, "LOG_LEVEL", "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->group("Operations");
+  opt("--log-format", s.log_format, "LOG_FORMAT", "json or text")
+      ->check(CLI::IsMember({"json", "text"}))
+      ->group("Operations");
+  opt("--admin-token", s.admin_token, "ADMIN_TOKEN", "Bearer token the admin API requires")
+      ->group("Operations");
+}
+
+std::optional<std::string> validate(const Settings& s) {
+  if (s.backend != "memory") {
+    if (s.backend == "redis" || s.backend == "redis-cluster" || s.backend == "redis-sentinel") {
+      return "BACKEND: '" + s.backend + "' is not available in this build yet; use memory";
+    }
+    return "BACKEND: must be memory, redis, redis-cluster or redis-sentinel, got '" + s.backend +
+           "'";
+  }
+  const auto algorithm = parse_algorithm(s.default_algorithm);
+  if (!algorithm) {
+    return "DEFAULT_ALGORITHM: unknown algorithm '" + s.default_algorithm + "'";
+  }
+  auto window = window_from_seconds(s.default_window_s, "DEFAULT_WINDOW");
+  if (!window) return window.error().field + ": " + window.error().message;
+  if (s.default_limit < 1 || static_cast<std::uint64_t>(s.default_limit) > kMaxLimit) {
+    return "DEFAULT_LIMIT: must be from 1 to 4294967295";
+  }
+  return std::nullopt;
+}
+
+}  // namespace floodgate::app

@@ -1,0 +1,55 @@
+// File: app/settings.h
+//
+// Settings: every knob of `floodgate serve`, in one table with its default, its flag and its
+// environment variable (flags > environment > defaults; the YAML file joins between environment
+// and defaults when rules land). `floodgate serve --help` prints this table.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "floodgate/policy.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace floodgate::app {
+
+struct Settings {
+  // HTTP
+  std::string host = "0.0.0.0";
+  int port = 8080;
+  int grpc_port = 8081;
+  int threads = 0;  // 0: one per core
+  int request_timeout_ms = 10'000;
+  int idle_timeout_ms = 60'000;
+  // Store
+  std::string backend = "memory";
+  std::string redis_url;
+  std::string redis_addr;
+  std::string redis_password;
+  int redis_db = 0;
+  int redis_pool_size = 10;
+  std::string failure_mode = "fail_open";
+  std::int64_t max_keys = 1'000'000;
+  // Rules
+  std::string config_file;
+  std::string rls_config;
+  std::string default_algorithm = "token_bucket";
+  double default_window_s = 3600;
+  std::int64_t default_limit = 1000;
+  // Operations
+  std::string log_level = "info";
+  std::string log_format = "json";
+  std::string admin_token;
+};
+
+// add_settings(): registers every setting as a flag with its environment variable on `command`.
+void add_settings(CLI::App& command, Settings& settings);
+
+// validate(): the first setting that is out of range, as "NAME: what is wrong", or nullopt.
+std::optional<std::string> validate(const Settings& settings);
+
+}  // namespace floodgate::app

@@ -1,0 +1,244 @@
+#include "server/http/api.h"
+
+#include <chrono>
+
+#include <fmt/format.h>
+
+namespace floodgate::http {
+namespace {
+
+// ceil(us / unit), for headers and *_ms fields: a client that waits that long is never early.
+std::int64_t ceil_to(Micros d, std::int64_t unit_us) { return (d.count() + unit_us - 1) / unit_us; }
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (const char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
+
+// The client's address as nginx hands it over: X-Real-IP, else the first X-Forwarded-For hop,
+// else the TCP peer.
+std::string_view client_address(const Request& r) {
+  if (auto real_ip = r.headers.get("X-Real-IP"); !real_ip.empty()) return real_ip;
+  if (auto fwd = r.headers.get("X-Forwarded-For"); !fwd.empty()) {
+    fwd = fwd.substr(0, fwd.find(','));
+    while (!fwd.empty() && fwd.front() == ' ') fwd.remove_prefix(1);
+    while (!fwd.empty() && fwd.back() == ' ') fwd.remove_suffix(1);
+    if (!fwd.empty()) return fwd;
+  }
+  return r.peer_address;
+}
+
+// The policy of a request that names none: the configured defaults (validated at startup).
+Policy default_policy(const PolicyDefaults& defaults) {
+  ApiError ignored;
+  return policy_for(CheckRequest{}, defaults, ignored)
+      .value_or(Policy::token_bucket(100, 1).value());
+}
+
+Response json_response(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+}  // namespace
+
+Api::Api(Limiter& limiter, MemoryStore& store, observe::Metrics& metrics, ApiOptions options)
+    : limiter_(limiter),
+      store_(store),
+      metrics_(metrics),
+      options_(std::move(options)),
+      auth_policy_(default_policy(options_.defaults)) {}
+
+Response Api::error_response(const ApiError& e) {
+  std::string body = "{\"error\":{\"code\":";
+  append_json_string(body, e.code);
+  body += ",\"message\":";
+  append_json_string(body, e.field.empty() ? e.message : e.field + " " + e.message);
+  body += ",\"field\":";
+  if (e.field.empty()) {
+    body += "null";
+  } else {
+    append_json_string(body, e.field);
+  }
+  body += "}}";
+  return json_response(e.status, std::move(body));
+}
+
+Response Api::handle(const Request& request) {
+  Response response = route(request);
+  metrics_.record_http(response.status);
+  return response;
+}
+
+Response Api::route(const Request& request) {
+  const std::string_view path = path_of(request.target);
+  const bool get = request.method == "GET" || request.method == "HEAD";
+  const bool post = request.method == "POST";
+
+  struct Route {
+    std::string_view path;
+    bool wants_post;
+  };
+  static constexpr Route kRoutes[] = {
+      {"/v1/check", true}, {"/check", true},   {"/api/v1/ratelimit", true}, {"/v1/inspect", true},
+      {"/v1/auth", false}, {"/health", false}, {"/ready", false},           {"/metrics", false},
+  };
+  for (const Route& route : kRoutes) {
+    if (route.path != path) continue;
+    if (route.wants_post ? !post : !get) {
+      Response r =
+          error_response({405, "method_not_allowed",
+                          fmt::format("{} takes {}", path, route.wants_post ? "POST" : "GET"), ""});
+      r.headers.emplace_back("Allow", route.wants_post ? "POST" : "GET, HEAD");
+      return r;
+    }
+    if (path == "/v1/check") return check(request, Shape::kCheck);
+    if (path == "/check") return check(request, Shape::kSeedCheck);
+    if (path == "/api/v1/ratelimit") return check(request, Shape::kSeedRatelimit);
+    if (path == "/v1/inspect") return check(request, Shape::kInspect);
+    if (path == "/v1/auth") return auth(request);
+    if (path == "/health") return json_response(200, R"({"status":"ok"})");
+    if (path == "/ready") {
+      return json_response(
+          200, fmt::format(R"({{"status":"ready","store":"{}"}})", limiter_.store().name()));
+    }
+    Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics_.render(store_.stats().keys, limiter_.store().name());
+    return r;
+  }
+  return error_response({404, "not_found", fmt::format("no such endpoint: {}", path), ""});
+}
+
+Response Api::check(const Request& request, Shape shape) {
+  ApiError error;
+  auto parsed = parse_check_request(request.body, error);
+  if (!parsed) return error_response(error);
+  CheckRequest& req = *parsed;
+
+  if (!req.key) {
+    if (shape != Shape::kSeedRatelimit) {
+      return error_response({400, "missing_field", "is required", "key"});
+    }
+    req.key = std::string(client_address(request));
+  }
+  if (req.key->empty())
+    return error_response({400, "invalid_parameter", "must not be empty", "key"});
+  if (req.rule) {
+    return error_response({400, "unknown_rule", "names no configured rule", "rule"});
+  }
+  if (shape == Shape::kInspect && req.cost) {
+    return error_response(
+        {400, "invalid_parameter", "is not accepted: inspect never consumes", "cost"});
+  }
+  const auto policy = policy_for(req, options_.defaults, error);
+  if (!policy) return error_response(error);
+  const auto cost =
+      shape == Shape::kInspect ? std::optional<std::uint64_t>{0} : cost_of(req, error);
+  if (!cost) return error_response(error);
+
+  const auto started = std::chrono::steady_clock::now();
+  const Outcome outcome = limiter_.check(*req.key, *policy, *cost);
+  const auto took = std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - started);
+  metrics_.record_decision(policy->algorithm(), outcome.decision.allowed, took);
+  return decision_response(outcome.decision, *policy, 200, shape == Shape::kInspect ? 200 : 429,
+                           true);
+}
+
+Response Api::auth(const Request& request) {
+  const std::string_view api_key = request.headers.get(options_.api_key_header);
+  const std::string key = api_key.empty() ? fmt::format("ip:{}", client_address(request))
+                                          : fmt::format("api_key:{}", api_key);
+  if (key.size() > kMaxKeyBytes) {
+    return error_response({400, "key_too_long", "must be at most 512 bytes", "key"});
+  }
+  const auto started = std::chrono::steady_clock::now();
+  const Outcome outcome = limiter_.check(key, auth_policy_, 1);
+  const auto took = std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - started);
+  metrics_.record_decision(auth_policy_.algorithm(), outcome.decision.allowed, took);
+  return decision_response(outcome.decision, auth_policy_, 204, 403, false);
+}
+
+Response Api::decision_response(const Decision& d, const Policy& policy, int allowed_status,
+                                int denied_status, bool with_body) {
+  Response r;
+  r.status = d.allowed ? allowed_status : denied_status;
+  const bool resets = d.reset_after != kNever;
+  const std::int64_t reset_s = resets ? ceil_to(d.reset_after, 1'000'000) : 0;
+
+  // draft-ietf-httpapi-ratelimit-headers-10: a policy item with its quota and window, and the
+  // current state of that policy with what remains and when it resets.
+  if (policy.window().count() > 0) {
+    r.headers.emplace_back("RateLimit-Policy", fmt::format("\"default\";q={};w={}", d.limit,
+                                                           ceil_to(policy.window(), 1'000'000)));
+  } else {
+    r.headers.emplace_back("RateLimit-Policy", fmt::format("\"default\";q={}", d.limit));
+  }
+  r.headers.emplace_back("RateLimit",
+                         resets ? fmt::format("\"default\";r={};t={}", d.remaining, reset_s)
+                                : fmt::format("\"default\";r={}", d.remaining));
+  r.headers.emplace_back("X-RateLimit-Limit", std::to_string(d.limit));
+  r.headers.emplace_back("X-RateLimit-Remaining", std::to_string(d.remaining));
+  if (resets) r.headers.emplace_back("X-RateLimit-Reset", std::to_string(reset_s));
+  if (!d.allowed && d.retry_after != kNever && d.reason == DenyReason::kLimited) {
+    r.headers.emplace_back("Retry-After", std::to_string(ceil_to(d.retry_after, 1'000'000)));
+  }
+  if (!with_body) {
+    r.content_type.clear();
+    return r;
+  }
+
+  std::string& b = r.body;
+  auto out = std::back_inserter(b);
+  fmt::format_to(out, R"({{"allowed":{},"limit":{},"remaining":{},"reset_after_ms":)", d.allowed,
+                 d.limit, d.remaining);
+  if (resets) {
+    fmt::format_to(out, "{}", ceil_to(d.reset_after, 1000));
+  } else {
+    b += "null";
+  }
+  b += ",\"retry_after_ms\":";
+  if (d.retry_after == kNever) {
+    b += "null";
+  } else {
+    fmt::format_to(out, "{}", ceil_to(d.retry_after, 1000));
+  }
+  fmt::format_to(out, R"(,"algorithm":"{}","degraded":false)", to_string(policy.algorithm()));
+  if (!d.allowed) fmt::format_to(out, R"(,"reason":"{}")", to_string(d.reason));
+  if (policy.algorithm() == Algorithm::kLeakyBucket && d.allowed) {
+    fmt::format_to(out, R"(,"delay_ms":{})", ceil_to(d.delay, 1000));
+  }
+  b += '}';
+  return r;
+}
+
+}  // namespace floodgate::http

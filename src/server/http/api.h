@@ -1,0 +1,93 @@
+// File: server/http/api.h
+//
+// Api: the HTTP endpoints as a function from a request to a response, free of any socket or
+// HTTP library, so every route and error is unit-testable and the server (server.h) stays a thin
+// transport. Routes:
+//
+//   POST /v1/check            {"key", "algorithm", <parameters>, "cost"}: 200 allowed, 429 denied
+//   POST /check               the seeds' shape: {"key", "algorithm", "capacity", "refill_rate"}
+//   POST /api/v1/ratelimit    the seeds' shape; the key defaults to the client's address
+//   POST /v1/inspect          the decision a check would get, consuming nothing (always 200)
+//   GET  /v1/auth             for nginx auth_request: 204 allowed, 403 denied
+//   GET  /health              liveness;   GET /ready: the store can answer;   GET /metrics
+//
+// Every decision carries RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-10),
+// X-RateLimit-Limit/-Remaining/-Reset and, on 429, Retry-After. Every error is a 4xx with
+// {"error": {"code", "message", "field"}}.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "floodgate/limiter.h"
+#include "floodgate/memory_store.h"
+#include "observe/metrics.h"
+#include "server/http/check_request.h"
+
+namespace floodgate::http {
+
+// HeaderLookup: read access to the request's headers, whatever holds them.
+class HeaderLookup {
+ public:
+  // get(): the value of the first header named `name` (case-insensitive), or "" if absent.
+  virtual std::string_view get(std::string_view name) const = 0;
+
+ protected:
+  ~HeaderLookup() = default;
+};
+
+struct Request {
+  std::string_view method;
+  std::string_view target;  // path and query
+  std::string_view body;
+  std::string_view peer_address;  // the TCP peer, without port
+  const HeaderLookup& headers;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string_view, std::string>> headers;  // names are static strings
+};
+
+struct ApiOptions {
+  PolicyDefaults defaults;
+  // /v1/auth: the header holding an API key; when present it is the key, else the client address.
+  std::string api_key_header = "X-API-Key";
+};
+
+class Api {
+ public:
+  // `limiter`, `store` and `metrics` are borrowed and must outlive the Api. Thread-safe.
+  Api(Limiter& limiter, MemoryStore& store, observe::Metrics& metrics, ApiOptions options);
+
+  // handle(): answers one request and counts its status in the metrics.
+  Response handle(const Request& request);
+
+  // record_status(): counts a response the transport produced itself (see error_response()).
+  void record_status(int status) { metrics_.record_http(status); }
+
+  // error_response(): what the transport sends for errors found before a request is whole
+  // (413 body too large, 431 headers too large, 400 malformed HTTP).
+  static Response error_response(const ApiError& error);
+
+ private:
+  enum class Shape { kCheck, kSeedCheck, kSeedRatelimit, kInspect };
+
+  Response route(const Request& request);
+  Response check(const Request& request, Shape shape);
+  Response auth(const Request& request);
+  Response decision_response(const Decision& d, const Policy& policy, int allowed_status,
+                             int denied_status, bool with_body);
+
+  Limiter& limiter_;
+  MemoryStore& store_;
+  observe::Metrics& metrics_;
+  ApiOptions options_;
+  Policy auth_policy_;
+};
+
+}  // namespace floodgate::http

@@ -1,0 +1,74 @@
+// Test helpers for driving the real floodgate binary: start it on a free loopback port, talk raw
+// HTTP/1.1 to it, stop it by PID. Everything is bounded in time.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace floodgate::testing {
+
+// Server: `floodgate serve --host 127.0.0.1 --port 0 <args>`; waits for its "listening on" line.
+class Server {
+ public:
+  explicit Server(std::vector<std::string> args, std::vector<std::string> env = {});
+  ~Server();  // SIGKILL if still running
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  // signal(): sends `signo` to the server's PID.
+  void signal(int signo) const;
+  // wait_exit(): the exit status within `limit`, or nullopt if it is still running.
+  std::optional<int> wait_exit(std::chrono::milliseconds limit);
+  // output(): what the server has written to stdout so far (drains the pipe).
+  std::string output();
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int port_ = 0;
+  std::string output_;
+  bool exited_ = false;
+};
+
+// run_floodgate(): runs the binary to completion (bounded); returns {exit status, stdout+stderr}.
+std::pair<int, std::string> run_floodgate(const std::vector<std::string>& args,
+                                          const std::vector<std::string>& env = {});
+
+struct HttpResponse {
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string header(std::string_view name) const;  // case-insensitive; "" if absent
+};
+
+// Connection: one keep-alive TCP connection to 127.0.0.1:port.
+class Connection {
+ public:
+  explicit Connection(int port);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+  bool send_raw(std::string_view bytes);
+  // read_response(): one whole response, or nullopt on close, error or timeout.
+  std::optional<HttpResponse> read_response(
+      std::chrono::milliseconds limit = std::chrono::seconds(5));
+  std::optional<HttpResponse> request(std::string_view method, std::string_view target,
+                                      std::string_view body = {},
+                                      std::string_view extra_headers = {});
+  // closed_by_peer(): true if the server closes the connection within `limit`.
+  bool closed_by_peer(std::chrono::milliseconds limit);
+
+ private:
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+}  // namespace floodgate::testing
