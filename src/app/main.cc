@@ -121,7 +121,7 @@ int run_serve(const floodgate::app::Settings& s) {
   floodgate::MemoryStore store(clock,
                                {.max_keys = static_cast<std::size_t>(s.max_keys), .shards = 64});
   floodgate::Limiter limiter(store);
-  floodgate::observe::Metrics metrics;
+  floodgate::observe::Metrics metrics(floodgate::kVersion);
   floodgate::http::Api api(limiter, store, metrics, {.defaults = defaults});
 
   floodgate::http::ServerOptions options;

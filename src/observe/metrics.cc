@@ -31,8 +31,8 @@ std::string Metrics::render(std::size_t keys, std::string_view store) const {
   fmt::format_to(it,
                  "# HELP floodgate_build_info Build information.\n"
                  "# TYPE floodgate_build_info gauge\n"
-                 "floodgate_build_info{{store=\"{}\"}} 1\n",
-                 store);
+                 "floodgate_build_info{{version=\"{}\",store=\"{}\"}} 1\n",
+                 version_, store);
 
   fmt::format_to(it,
                  "# HELP floodgate_http_requests_total HTTP requests answered, by status code.\n"

@@ -26,6 +26,8 @@ class Metrics {
   void record_http(int status);
   void record_decision(Algorithm algorithm, bool allowed, Micros took);
 
+  explicit Metrics(std::string version = "") : version_(std::move(version)) {}
+
   // render(): the exposition text; `keys` is the store's current key count.
   std::string render(std::size_t keys, std::string_view store) const;
 
@@ -38,6 +40,7 @@ class Metrics {
   std::array<std::atomic<std::uint64_t>, kLatencyBuckets.size() + 1> latency_buckets_{};
   std::atomic<std::uint64_t> latency_sum_us_{0};
   std::atomic<std::uint64_t> latency_count_{0};
+  std::string version_;
 };
 
 }  // namespace floodgate::observe

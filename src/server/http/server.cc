@@ -12,6 +12,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <fmt/format.h>
 
 namespace floodgate::http {
 namespace {
@@ -50,6 +51,7 @@ struct Worker {
 struct Session {
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
+  std::string out;  // the response being written
   bool waiting = false;  // suspended in a read of the next request
 
   explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
@@ -103,19 +105,32 @@ struct HttpServer::Impl {
     return ec ? std::string() : endpoint.address().to_string();
   }
 
+  // write(): serializes the response straight into the session's buffer (reused, so steady-state
+  // keep-alive traffic allocates nothing here) and sends it in one write.
   asio::awaitable<void> write(Session& s, const Response& response, unsigned version,
-                              bool keep_alive) {
-    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(response.status), version};
-    res.set(bhttp::field::server, "floodgate");
-    if (!response.content_type.empty()) res.set(bhttp::field::content_type, response.content_type);
-    for (const auto& [name, value] : response.headers) {
-      res.set(beast::string_view(name.data(), name.size()), value);
+                              bool keep_alive, bool head = false) {
+    std::string& out = s.out;
+    out.clear();
+    auto it = std::back_inserter(out);
+    const auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(response.status));
+    fmt::format_to(it, "HTTP/1.{} {} {}\r\nServer: floodgate\r\n", version == 10 ? 0 : 1,
+                   response.status, std::string_view(reason.data(), reason.size()));
+    if (!response.content_type.empty()) {
+      fmt::format_to(it, "Content-Type: {}\r\n", response.content_type);
     }
-    res.body() = response.body;
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
+    for (const auto& [name, value] : response.headers) {
+      fmt::format_to(it, "{}: {}\r\n", name, value);
+    }
+    if (response.status != 204) fmt::format_to(it, "Content-Length: {}\r\n", response.body.size());
+    if (!keep_alive) {
+      out += "Connection: close\r\n";
+    } else if (version == 10) {
+      out += "Connection: keep-alive\r\n";
+    }
+    out += "\r\n";
+    if (!head) out += response.body;
     s.stream.expires_after(options.request_timeout);
-    co_await bhttp::async_write(s.stream, res, asio::as_tuple(asio::use_awaitable));
+    co_await asio::async_write(s.stream, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
   }
 
   std::optional<ApiError> check_header_size(const bhttp::request<bhttp::string_body>& req) const {
@@ -223,7 +238,7 @@ struct HttpServer::Impl {
         api.record_status(500);
       }
       const bool keep_alive = req.keep_alive() && !stopping.load();
-      co_await write(s, response, req.version(), keep_alive);
+      co_await write(s, response, req.version(), keep_alive, req.method() == bhttp::verb::head);
       if (!keep_alive) break;
     }
     beast::error_code ignored;
