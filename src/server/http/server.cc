@@ -9,10 +9,10 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
 
 namespace floodgate::http {
 namespace {
@@ -51,7 +51,7 @@ struct Worker {
 struct Session {
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
-  std::string out;  // the response being written
+  std::string out;       // the response being written
   bool waiting = false;  // suspended in a read of the next request
 
   explicit Session(tcp::socket socket) : stream(std::move(socket)) {}

@@ -176,7 +176,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "refill_rate"},
         BadBody{R"({"key":"k","cost":-1})", "invalid_parameter", "cost"},
         BadBody{R"({"key":"k","cost":0.5})", "invalid_parameter", "cost"},
-        BadBody{"{\"key\":\"" + std::string(513, 'x') + "\"}", "key_too_long", "key"}));
+        BadBody{"{\"key\":\"" + std::string(513, 'x') + "\"}", "key_too_long", "key"}),
+    [](const auto& param_info) {
+      return std::to_string(param_info.index) + "_" + param_info.param.code;
+    });
 
 TEST_F(ApiTest, A512ByteKeyIsFine) {
   EXPECT_EQ(post("/v1/check", "{\"key\":\"" + std::string(512, 'x') + "\"}").status, 200);
