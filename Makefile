@@ -1,14 +1,14 @@
 # floodgate — the two commands that matter:
 #   make run    install what is missing, build, start floodgate on the in-memory store
 #   make test   install what is missing, build, run every test
-# and the rest: make bench | asan | tsan | format | format-check | clean
+# and the rest: make bench | asan | tsan | fuzz | format | format-check | clean
 
 PRESET ?= release
 BUILD := build/$(PRESET)
 BIN := $(BUILD)/src/floodgate
 SOURCES := $(shell git ls-files '*.cc' '*.h' 2>/dev/null)
 
-.PHONY: all deps configure build run test bench asan tsan format format-check clean
+.PHONY: all deps configure build run test bench asan tsan fuzz format format-check clean
 
 all: build
 
@@ -38,6 +38,23 @@ tsan: deps
 	@cmake --preset tsan > /dev/null
 	@cmake --build --preset tsan --target concurrency_tests
 	@ctest --preset tsan
+
+# libFuzzer targets (clang-14, ASan + UBSan), each run for FUZZ_SECONDS on a working corpus
+# seeded from tests/fuzz/corpus. A crash leaves its input in build/fuzz/ and fails the target.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@cmake --preset fuzz > /dev/null
+	@cmake --build --preset fuzz --target check_request_fuzz api_fuzz
+	@for t in check_request api; do \
+	  mkdir -p build/fuzz/corpus/$$t && \
+	  echo "fuzz: $${t}_fuzz for $(FUZZ_SECONDS) s" && \
+	  if ! build/fuzz/tests/fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	      -artifact_prefix=build/fuzz/ -print_final_stats=1 \
+	      build/fuzz/corpus/$$t tests/fuzz/corpus/$$t > build/fuzz/$$t.log 2>&1; then \
+	    tail -40 build/fuzz/$$t.log; exit 1; \
+	  fi; \
+	  grep -E "Done|exec_per_sec" build/fuzz/$$t.log; \
+	done
 
 format:
 	@clang-format -i $(SOURCES)

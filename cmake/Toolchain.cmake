@@ -16,6 +16,11 @@ target_compile_options(fg_warnings INTERFACE
 # multiply-adds so any floating-point step we ever share with them rounds the same way.
 add_compile_options(-ffp-contract=off)
 
+if(FLOODGATE_FUZZ)
+  # Every object gets coverage instrumentation; only the fuzz targets link the fuzzer's main.
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
 if(FLOODGATE_SANITIZE)
   add_compile_options(-fsanitize=${FLOODGATE_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
   add_link_options(-fsanitize=${FLOODGATE_SANITIZE})

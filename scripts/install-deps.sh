@@ -11,6 +11,7 @@ build_pkgs=(
 )
 test_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang-14 libclang-rt-14-dev
 )
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")
