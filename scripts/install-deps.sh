@@ -7,7 +7,7 @@ set -euo pipefail
 build_pkgs=(
   g++ cmake ninja-build pkg-config make git ccache clang-format
   libboost1.81-dev libboost-json1.81-dev
-  libxxhash-dev libspdlog-dev libfmt-dev libcli11-dev
+  libxxhash-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev
 )
 test_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev

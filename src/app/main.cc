@@ -106,7 +106,7 @@ int run_serve(const floodgate::app::Settings& s) {
   }
   setup_logging(s);
 
-  floodgate::http::PolicyDefaults defaults;
+  floodgate::PolicyDefaults defaults;
   defaults.algorithm = *floodgate::parse_algorithm(s.default_algorithm);
   defaults.limit = s.default_limit;
   defaults.window = *floodgate::window_from_seconds(s.default_window_s);

@@ -178,30 +178,31 @@ class CheckHandler {
       case Field::kRule:
         return request.rule;
       case Field::kAlgorithm:
-        return request.algorithm;
+        return request.policy.algorithm;
       default:
         return request.ip;
     }
   }
 
   std::optional<Number>& number_slot(Field f) {
+    PolicySpec& p = request.policy;
     switch (f) {
       case Field::kCost:
         return request.cost;
       case Field::kLimit:
-        return request.limit;
+        return p.limit;
       case Field::kCapacity:
-        return request.capacity;
+        return p.capacity;
       case Field::kBurst:
-        return request.burst;
+        return p.burst;
       case Field::kRefillRate:
-        return request.refill_rate;
+        return p.refill_rate;
       case Field::kLeakRate:
-        return request.leak_rate;
+        return p.leak_rate;
       case Field::kWindow:
-        return request.window;
+        return p.window;
       default:
-        return request.window_ms;
+        return p.window_ms;
     }
   }
 
@@ -210,16 +211,6 @@ class CheckHandler {
   std::optional<Field> field_;
   std::string text_;
 };
-
-// An integer parameter in [1, kMaxLimit] (a whole-valued double such as 10.0 is accepted).
-std::optional<std::int64_t> count_param(const Number& n, std::string_view field, ApiError& error) {
-  if (n.is_integer) return n.integer;
-  if (std::isfinite(n.real) && n.real == std::floor(n.real) && std::fabs(n.real) < 9e15) {
-    return static_cast<std::int64_t>(n.real);
-  }
-  error = bad_request("invalid_parameter", "must be an integer", field);
-  return std::nullopt;
-}
 
 }  // namespace
 
@@ -250,8 +241,15 @@ std::optional<CheckRequest> parse_check_request(std::string_view body, ApiError&
 
 std::optional<std::uint64_t> cost_of(const CheckRequest& request, ApiError& error) {
   if (!request.cost) return 1;
-  const auto cost = count_param(*request.cost, "cost", error);
-  if (!cost) return std::nullopt;
+  const Number& n = *request.cost;
+  const bool whole = n.is_integer || (std::isfinite(n.real) && n.real == std::floor(n.real) &&
+                                      std::fabs(n.real) < 9e15);
+  if (!whole) {
+    error = bad_request("invalid_parameter", "must be an integer", "cost");
+    return std::nullopt;
+  }
+  const std::optional<std::int64_t> cost =
+      n.is_integer ? n.integer : static_cast<std::int64_t>(n.real);
   if (*cost < 0 || static_cast<std::uint64_t>(*cost) > kMaxLimit) {
     error = bad_request("invalid_parameter",
                         "must be an integer from 0 to 4294967295, got " + std::to_string(*cost),
@@ -263,107 +261,11 @@ std::optional<std::uint64_t> cost_of(const CheckRequest& request, ApiError& erro
 
 std::optional<Policy> policy_for(const CheckRequest& r, const PolicyDefaults& defaults,
                                  ApiError& error) {
-  Algorithm algorithm = defaults.algorithm;
-  if (r.algorithm) {
-    // "sliding_window" is what the seeds call the exact sliding log.
-    const auto parsed = *r.algorithm == "sliding_window" ? Algorithm::kSlidingWindowLog
-                                                         : parse_algorithm(*r.algorithm);
-    if (!parsed) {
-      error = bad_request("unknown_algorithm",
-                          "must be one of token_bucket, gcra, leaky_bucket, fixed_window, "
-                          "sliding_window_log, sliding_window_counter",
-                          "algorithm");
-      return std::nullopt;
-    }
-    algorithm = *parsed;
-  }
-
-  const bool bucket = algorithm == Algorithm::kTokenBucket || algorithm == Algorithm::kLeakyBucket;
-  // Parameters that belong to another algorithm are refused rather than silently ignored.
-  auto foreign = [&](bool present, std::string_view field) {
-    if (!present) return false;
-    error = bad_request("invalid_parameter",
-                        "is not a parameter of " + std::string(to_string(algorithm)), field);
-    return true;
-  };
-  if (foreign(bucket && r.limit.has_value(), "limit") ||
-      foreign(!bucket && r.capacity.has_value(), "capacity") ||
-      foreign(algorithm != Algorithm::kTokenBucket && r.refill_rate.has_value(), "refill_rate") ||
-      foreign(algorithm != Algorithm::kLeakyBucket && r.leak_rate.has_value(), "leak_rate") ||
-      foreign(algorithm != Algorithm::kGcra && r.burst.has_value(), "burst") ||
-      foreign(bucket && r.window.has_value(), "window") ||
-      foreign(bucket && r.window_ms.has_value(), "window_ms")) {
-    return std::nullopt;
-  }
-  if (r.window && r.window_ms) {
-    error = bad_request("invalid_parameter", "give window (seconds) or window_ms, not both",
-                        "window_ms");
-    return std::nullopt;
-  }
-
-  // Window: `window` in seconds or `window_ms`, else the default.
-  Micros window = defaults.window;
-  if (r.window) {
-    auto w = window_from_seconds(r.window->as_double(), "window");
-    if (!w) {
-      error = bad_request("invalid_parameter", w.error().message, w.error().field);
-      return std::nullopt;
-    }
-    window = *w;
-  } else if (r.window_ms) {
-    const auto ms = count_param(*r.window_ms, "window_ms", error);
-    if (!ms) return std::nullopt;
-    auto w = window_from_seconds(static_cast<double>(*ms) / 1e3, "window_ms");
-    if (!w) {
-      error = bad_request("invalid_parameter", w.error().message, w.error().field);
-      return std::nullopt;
-    }
-    window = *w;
-  }
-
-  auto count = [&](const std::optional<Number>& n, std::string_view field) {
-    return n ? count_param(*n, field, error) : std::optional<std::int64_t>{defaults.limit};
-  };
-  const double default_rate =
-      static_cast<double>(defaults.limit) * 1e6 / static_cast<double>(defaults.window.count());
-
-  Result<Policy> policy = ParamError{};
-  switch (algorithm) {
-    case Algorithm::kTokenBucket:
-    case Algorithm::kLeakyBucket: {
-      const auto capacity = count(r.capacity, "capacity");
-      if (!capacity) return std::nullopt;
-      const auto& rate_field = algorithm == Algorithm::kTokenBucket ? r.refill_rate : r.leak_rate;
-      const double rate = rate_field ? rate_field->as_double() : default_rate;
-      policy = algorithm == Algorithm::kTokenBucket ? Policy::token_bucket(*capacity, rate)
-                                                    : Policy::leaky_bucket(*capacity, rate);
-      break;
-    }
-    case Algorithm::kGcra: {
-      const auto limit = count(r.limit, "limit");
-      if (!limit) return std::nullopt;
-      std::optional<std::int64_t> burst;
-      if (r.burst) {
-        burst = count_param(*r.burst, "burst", error);
-        if (!burst) return std::nullopt;
-      }
-      policy = Policy::gcra(*limit, window, burst);
-      break;
-    }
-    case Algorithm::kFixedWindow:
-    case Algorithm::kSlidingWindowLog:
-    case Algorithm::kSlidingWindowCounter: {
-      const auto limit = count(r.limit, "limit");
-      if (!limit) return std::nullopt;
-      policy = algorithm == Algorithm::kFixedWindow ? Policy::fixed_window(*limit, window)
-               : algorithm == Algorithm::kSlidingWindowLog
-                   ? Policy::sliding_window_log(*limit, window)
-                   : Policy::sliding_window_counter(*limit, window);
-      break;
-    }
-  }
+  auto policy = build_policy(r.policy, defaults);
   if (!policy) {
-    error = bad_request("invalid_parameter", policy.error().message, policy.error().field);
+    const bool algorithm = policy.error().field == "algorithm";
+    error = bad_request(algorithm ? "unknown_algorithm" : "invalid_parameter",
+                        policy.error().message, policy.error().field);
     return std::nullopt;
   }
   return *policy;

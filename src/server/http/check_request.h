@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "floodgate/policy.h"
+#include "floodgate/policy_spec.h"
 
 namespace floodgate::http {
 
@@ -25,40 +26,16 @@ struct ApiError {
   std::string field;
 };
 
-// A JSON number as written: integers stay exact, anything else is a double.
-struct Number {
-  bool is_integer = false;
-  std::int64_t integer = 0;
-  double real = 0;
-
-  double as_double() const { return is_integer ? static_cast<double>(integer) : real; }
-};
-
 struct CheckRequest {
   std::optional<std::string> key;
   std::optional<std::string> rule;
-  std::optional<std::string> algorithm;
   std::optional<Number> cost;
-  std::optional<Number> limit;
-  std::optional<Number> capacity;
-  std::optional<Number> burst;
-  std::optional<Number> refill_rate;
-  std::optional<Number> leak_rate;
-  std::optional<Number> window;     // seconds, may be fractional
-  std::optional<Number> window_ms;  // milliseconds, an integer
-  std::optional<std::string> ip;    // the client's address, when the caller knows it
+  std::optional<std::string> ip;  // the client's address, when the caller knows it
+  PolicySpec policy;              // algorithm and parameters, as given
 };
 
 // parse_check_request(): decodes `body` or says precisely what is wrong with it.
 std::optional<CheckRequest> parse_check_request(std::string_view body, ApiError& error);
-
-// Defaults for what a request leaves out (the seeds' DEFAULT_ALGORITHM, DEFAULT_LIMIT,
-// DEFAULT_WINDOW).
-struct PolicyDefaults {
-  Algorithm algorithm = Algorithm::kTokenBucket;
-  std::int64_t limit = 1000;
-  Micros window = std::chrono::seconds(3600);
-};
 
 // policy_for(): the policy a request asks for, with `defaults` filling what it leaves out.
 // Returns nullopt and fills `error` when a parameter is wrong, missing or not the algorithm's.
