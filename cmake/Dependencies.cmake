@@ -6,6 +6,7 @@ find_package(Boost 1.81 CONFIG REQUIRED COMPONENTS json)
 find_package(fmt CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
+find_package(yaml-cpp CONFIG REQUIRED)  # target: yaml-cpp (no namespace in 0.7)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 

@@ -1,8 +1,14 @@
 // floodgate: the command-line entry point and the composition root. `serve` wires the store,
 // the limiter, the metrics and the HTTP server together; `check` runs in-process decisions.
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -20,6 +26,8 @@
 #include "floodgate/policy.h"
 #include "floodgate/version.h"
 #include "observe/metrics.h"
+#include "rules/loader.h"
+#include "rules/rule_set.h"
 #include "server/http/api.h"
 #include "server/http/server.h"
 
@@ -85,6 +93,81 @@ int run_check(const CheckArgs& args) {
   return 0;
 }
 
+// log_safe(): a message that may hold user text (file contents, paths), escaped for the JSON log.
+std::string log_safe(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The files `floodgate validate PATH` covers: PATH itself, or the YAML files of a directory.
+std::vector<std::string> files_of(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return {path};
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(path, ec)) {
+    const auto ext = entry.path().extension();
+    if (entry.is_regular_file(ec) && (ext == ".yaml" || ext == ".yml")) {
+      files.push_back(entry.path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+int run_validate(const std::vector<std::string>& paths) {
+  const floodgate::PolicyDefaults defaults;
+  int status = 0;
+  for (const std::string& root : paths) {
+    const auto files = files_of(root);
+    if (files.empty()) {
+      fmt::print(stderr, "{}: no .yaml or .yml files\n", root);
+      status = 1;
+    }
+    for (const std::string& file : files) {
+      std::error_code ec;
+      if (!std::filesystem::exists(file, ec)) {
+        fmt::print(stderr, "{}: no such file\n", file);
+        status = 1;
+        continue;
+      }
+      const std::string text = read_file(file);
+      if (floodgate::rules::is_envoy_config(text)) {
+        fmt::print(stderr,
+                   "{}: an envoyproxy/ratelimit config; this build cannot check those yet\n", file);
+        status = 1;
+        continue;
+      }
+      auto loaded = floodgate::rules::load_rules_text(text, file, defaults);
+      if (auto* errors = std::get_if<floodgate::rules::LoadErrors>(&loaded)) {
+        for (const auto& message : errors->messages) fmt::print(stderr, "{}\n", message);
+        status = 1;
+        continue;
+      }
+      const auto& set = std::get<floodgate::rules::RuleSet>(loaded);
+      fmt::print("{}: ok, {} rule(s)\n{}", file, set.rules.size(), floodgate::rules::describe(set));
+    }
+  }
+  return status;
+}
+
 void setup_logging(const floodgate::app::Settings& s) {
   auto logger = spdlog::stdout_logger_mt("floodgate");
   if (s.log_format == "json") {
@@ -117,12 +200,35 @@ int run_serve(const floodgate::app::Settings& s) {
     return 2;
   }
 
+  // Rules: loaded now (a bad file stops the start), reloaded on SIGHUP and when the file changes.
+  floodgate::rules::RuleStore rule_store;
+  auto load = [&](std::string_view why) -> bool {
+    auto loaded = floodgate::rules::load_rules(s.config_file, defaults);
+    if (auto* errors = std::get_if<floodgate::rules::LoadErrors>(&loaded)) {
+      for (const auto& message : errors->messages) {
+        spdlog::error("rules {} refused, the last good rules stay: {}", why, log_safe(message));
+      }
+      return false;
+    }
+    auto set = std::make_shared<const floodgate::rules::RuleSet>(
+        std::move(std::get<floodgate::rules::RuleSet>(loaded)));
+    spdlog::info("rules {}: {} rule(s) from {}", why, set->rules.size(), log_safe(s.config_file));
+    rule_store.replace(std::move(set));
+    return true;
+  };
+  if (!s.config_file.empty() && !load("loaded")) {
+    fmt::print(stderr, "floodgate: CONFIG_FILE: {} has errors (see the log)\n", s.config_file);
+    return 2;
+  }
+
   floodgate::SystemClock clock;
   floodgate::MemoryStore store(clock,
                                {.max_keys = static_cast<std::size_t>(s.max_keys), .shards = 64});
   floodgate::Limiter limiter(store);
   floodgate::observe::Metrics metrics(floodgate::kVersion);
-  floodgate::http::Api api(limiter, store, metrics, {.defaults = defaults});
+  floodgate::http::Api api(
+      limiter, store, metrics,
+      {.defaults = defaults, .rules = &rule_store, .api_key_header = "X-API-Key"});
 
   floodgate::http::ServerOptions options;
   options.host = s.host;
@@ -149,7 +255,11 @@ int run_serve(const floodgate::app::Settings& s) {
     signals.async_wait([&](const boost::system::error_code& ec, int signo) {
       if (ec) return;
       if (signo == SIGHUP) {
-        spdlog::info("SIGHUP: no configuration file to reload");
+        if (s.config_file.empty()) {
+          spdlog::info("SIGHUP: no rules file to reload");
+        } else {
+          load("reloaded on SIGHUP");
+        }
         wait_signal();
         return;
       }
@@ -168,6 +278,29 @@ int run_serve(const floodgate::app::Settings& s) {
     });
   };
   schedule_sweep();
+
+  // The rules file is watched by polling its identity once a second: it survives editors that
+  // replace files and Kubernetes ConfigMaps that swap a symlink, which inotify on the file misses.
+  auto identity = [&] {
+    struct stat st {};
+    if (::stat(s.config_file.c_str(), &st) != 0) return std::string();
+    return fmt::format("{}:{}:{}:{}.{}", st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec,
+                       st.st_mtim.tv_nsec);
+  };
+  std::string seen = s.config_file.empty() ? "" : identity();
+  boost::asio::steady_timer watch_timer(control);
+  std::function<void()> schedule_watch = [&] {
+    watch_timer.expires_after(std::chrono::seconds(1));
+    watch_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (const std::string now = identity(); !now.empty() && now != seen) {
+        seen = now;
+        load("reloaded after the file changed");
+      }
+      schedule_watch();
+    });
+  };
+  if (!s.config_file.empty()) schedule_watch();
   std::thread control_thread([&] { control.run(); });
 
   server->run();
@@ -207,6 +340,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1'000'000))
       ->capture_default_str();
 
+  std::vector<std::string> validate_paths;
+  CLI::App* validate = app.add_subcommand(
+      "validate", "Check rules files (a file or a directory of .yaml files) and print the rules");
+  validate->add_option("paths", validate_paths, "Files or directories")->required();
+
   floodgate::app::Settings settings;
   CLI::App* serve = app.add_subcommand("serve", "Run the rate limit service");
   floodgate::app::add_settings(*serve, settings);
@@ -214,6 +352,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (check->parsed()) return run_check(check_args);
   if (serve->parsed()) return run_serve(settings);
+  if (validate->parsed()) return run_validate(validate_paths);
   std::fputs(app.help().c_str(), stdout);
   return 0;
 }

@@ -24,7 +24,7 @@ Result<Policy> build_policy(const PolicySpec& r, const PolicyDefaults& defaults)
   Algorithm algorithm = defaults.algorithm;
   if (r.algorithm) {
     const auto parsed = *r.algorithm == "sliding_window" ? Algorithm::kSlidingWindowLog
-                                                          : parse_algorithm(*r.algorithm);
+                                                         : parse_algorithm(*r.algorithm);
     if (!parsed) {
       return error("algorithm",
                    "must be one of token_bucket, gcra, leaky_bucket, fixed_window, "
@@ -48,9 +48,11 @@ Result<Policy> build_policy(const PolicySpec& r, const PolicyDefaults& defaults)
       {bucket && r.window_ms.has_value(), "window_ms"},
   };
   for (const auto& f : foreign) {
-    if (f.present) return error(f.field, "is not a parameter of " + std::string(to_string(algorithm)));
+    if (f.present)
+      return error(f.field, "is not a parameter of " + std::string(to_string(algorithm)));
   }
-  if (r.window && r.window_ms) return error("window_ms", "give window (seconds) or window_ms, not both");
+  if (r.window && r.window_ms)
+    return error("window_ms", "give window (seconds) or window_ms, not both");
 
   Micros window = defaults.window;
   if (r.window) {
@@ -93,14 +95,20 @@ Result<Policy> build_policy(const PolicySpec& r, const PolicyDefaults& defaults)
       return Policy::gcra(*limit, window, burst);
     }
     case Algorithm::kFixedWindow:
-      if (auto limit = count(r.limit, "limit")) return Policy::fixed_window(*limit, window);
-      else return limit.error();
+      if (auto limit = count(r.limit, "limit"))
+        return Policy::fixed_window(*limit, window);
+      else
+        return limit.error();
     case Algorithm::kSlidingWindowLog:
-      if (auto limit = count(r.limit, "limit")) return Policy::sliding_window_log(*limit, window);
-      else return limit.error();
+      if (auto limit = count(r.limit, "limit"))
+        return Policy::sliding_window_log(*limit, window);
+      else
+        return limit.error();
     case Algorithm::kSlidingWindowCounter:
-      if (auto limit = count(r.limit, "limit")) return Policy::sliding_window_counter(*limit, window);
-      else return limit.error();
+      if (auto limit = count(r.limit, "limit"))
+        return Policy::sliding_window_counter(*limit, window);
+      else
+        return limit.error();
   }
   return error("algorithm", "is not supported");
 }

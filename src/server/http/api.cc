@@ -153,21 +153,35 @@ Response Api::check(const Request& request, Shape shape) {
   }
   if (req.key->empty())
     return error_response({400, "invalid_parameter", "must not be empty", "key"});
-  if (req.rule) {
-    return error_response({400, "unknown_rule", "names no configured rule", "rule"});
-  }
   if (shape == Shape::kInspect && req.cost) {
     return error_response(
         {400, "invalid_parameter", "is not accepted: inspect never consumes", "cost"});
   }
-  const auto policy = policy_for(req, options_.defaults, error);
-  if (!policy) return error_response(error);
+  std::optional<Policy> policy;
+  std::string rule_key;  // a rule's keys live apart from inline policies' and other rules'
+  if (req.rule) {
+    const PolicySpec& p = req.policy;
+    if (p.algorithm || p.limit || p.capacity || p.burst || p.refill_rate || p.leak_rate ||
+        p.window || p.window_ms) {
+      return error_response({400, "invalid_parameter",
+                             "cannot be combined with an algorithm or its parameters", "rule"});
+    }
+    const rules::Rule* rule = options_.rules ? options_.rules->current().find(*req.rule) : nullptr;
+    if (!rule) return error_response({400, "unknown_rule", "names no configured rule", "rule"});
+    const auto resolved =
+        rule->resolve(*req.key, [&](std::string_view name) { return request.headers.get(name); });
+    policy = *resolved.policy;
+    rule_key = fmt::format("rule/{}/{}/{}", rule->name, resolved.tier, *req.key);
+  } else {
+    policy = policy_for(req, options_.defaults, error);
+    if (!policy) return error_response(error);
+  }
   const auto cost =
       shape == Shape::kInspect ? std::optional<std::uint64_t>{0} : cost_of(req, error);
   if (!cost) return error_response(error);
 
   const auto started = std::chrono::steady_clock::now();
-  const Outcome outcome = limiter_.check(*req.key, *policy, *cost);
+  const Outcome outcome = limiter_.check(rule_key.empty() ? *req.key : rule_key, *policy, *cost);
   const auto took = std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - started);
   metrics_.record_decision(policy->algorithm(), outcome.decision.allowed, took);
   return decision_response(outcome.decision, *policy, 200, shape == Shape::kInspect ? 200 : 429,
@@ -176,16 +190,49 @@ Response Api::check(const Request& request, Shape shape) {
 
 Response Api::auth(const Request& request) {
   const std::string_view api_key = request.headers.get(options_.api_key_header);
-  const std::string key = api_key.empty() ? fmt::format("ip:{}", client_address(request))
-                                          : fmt::format("api_key:{}", api_key);
-  if (key.size() > kMaxKeyBytes) {
+  const rules::RuleSet* set = options_.rules ? &options_.rules->current() : nullptr;
+  const rules::Rule* rule = set && set->auth_rule ? set->find(*set->auth_rule) : nullptr;
+
+  std::string key;
+  const Policy* policy = &auth_policy_;
+  if (rule == nullptr) {
+    // No rule: the defaults, per API key when one is sent, else per client address.
+    key = api_key.empty() ? fmt::format("ip:{}", client_address(request))
+                          : fmt::format("api_key:{}", api_key);
+  } else {
+    // The rule's key parts, joined: e.g. [ip, uri] limits each client per original URI.
+    std::string parts;
+    static const std::vector<rules::KeyPart> kIpOnly = {{rules::KeyPart::Kind::kIp, {}}};
+    for (const rules::KeyPart& part : rule->key.empty() ? kIpOnly : rule->key) {
+      if (!parts.empty()) parts += '|';
+      switch (part.kind) {
+        case rules::KeyPart::Kind::kIp:
+          parts += client_address(request);
+          break;
+        case rules::KeyPart::Kind::kApiKey:
+          parts += api_key.empty() ? std::string_view("-") : api_key;
+          break;
+        case rules::KeyPart::Kind::kUri:
+          parts += path_of(request.headers.get("X-Original-URI"));
+          break;
+        case rules::KeyPart::Kind::kHeader:
+          parts += request.headers.get(part.header);
+          break;
+      }
+    }
+    const auto resolved =
+        rule->resolve(parts, [&](std::string_view name) { return request.headers.get(name); });
+    policy = resolved.policy;
+    key = fmt::format("auth/{}/{}/{}", rule->name, resolved.tier, parts);
+  }
+  if (key.size() > kMaxKeyBytes + 128) {
     return error_response({400, "key_too_long", "must be at most 512 bytes", "key"});
   }
   const auto started = std::chrono::steady_clock::now();
-  const Outcome outcome = limiter_.check(key, auth_policy_, 1);
+  const Outcome outcome = limiter_.check(key, *policy, 1);
   const auto took = std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - started);
-  metrics_.record_decision(auth_policy_.algorithm(), outcome.decision.allowed, took);
-  return decision_response(outcome.decision, auth_policy_, 204, 403, false);
+  metrics_.record_decision(policy->algorithm(), outcome.decision.allowed, took);
+  return decision_response(outcome.decision, *policy, 204, 403, false);
 }
 
 Response Api::decision_response(const Decision& d, const Policy& policy, int allowed_status,

@@ -24,6 +24,7 @@
 #include "floodgate/limiter.h"
 #include "floodgate/memory_store.h"
 #include "observe/metrics.h"
+#include "rules/rule_set.h"
 #include "server/http/check_request.h"
 
 namespace floodgate::http {
@@ -55,6 +56,8 @@ struct Response {
 
 struct ApiOptions {
   PolicyDefaults defaults;
+  // Named rules ({"rule": ...} and /v1/auth's key and policy); null: none configured. Borrowed.
+  const rules::RuleStore* rules = nullptr;
   // /v1/auth: the header holding an API key; when present it is the key, else the client address.
   std::string api_key_header = "X-API-Key";
 };

@@ -1,10 +1,12 @@
 // The HTTP API as a function: every route, header and error, without sockets.
 #include <map>
 #include <string>
+#include <variant>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "rules/loader.h"
 #include "server/http/api.h"
 #include "testlib/harness.h"
 
@@ -228,6 +230,70 @@ TEST_F(ApiTest, AuthKeysByApiKeyOrClientAddressAndAnswers204Then403) {
   headers.values.erase("X-API-Key");
   headers.values["X-Real-IP"] = "198.51.100.1";  // X-Real-IP wins over X-Forwarded-For
   EXPECT_EQ(get("/v1/auth").status, 204);
+}
+
+}  // namespace
+}  // namespace floodgate::http
+
+namespace floodgate::http {
+namespace {
+
+class ApiRulesTest : public ApiTest {
+ protected:
+  rules::RuleStore store_of_rules;
+  Api with_rules{
+      limiter, store, metrics,
+      ApiOptions{.defaults = {}, .rules = &store_of_rules, .api_key_header = "X-API-Key"}};
+
+  void SetUp() override {
+    auto loaded = rules::load_rules(FLOODGATE_SOURCE_DIR "/examples/rules.yaml", PolicyDefaults{});
+    ASSERT_TRUE(std::holds_alternative<rules::RuleSet>(loaded));
+    store_of_rules.replace(
+        std::make_shared<const rules::RuleSet>(std::move(std::get<rules::RuleSet>(loaded))));
+  }
+  Response post_rule(std::string_view body) {
+    return with_rules.handle({"POST", "/v1/check", body, "10.0.0.9", headers});
+  }
+};
+
+TEST_F(ApiRulesTest, ANamedRuleDecides) {
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(post_rule(R"({"rule":"login","key":"alice"})").status, 200);
+  const Response r = post_rule(R"({"rule":"login","key":"alice"})");
+  EXPECT_EQ(r.status, 429);
+  EXPECT_THAT(r.body, HasSubstr(R"("algorithm":"sliding_window_log")"));
+  // The same key under an inline policy is another budget.
+  EXPECT_EQ(
+      post(R"(/v1/check)", R"({"key":"alice","algorithm":"sliding_window_log","limit":5})").status,
+      200);
+}
+
+TEST_F(ApiRulesTest, TiersComeFromAHeaderOrTheKeyPrefix) {
+  headers.values["X-Plan"] = "pro";
+  EXPECT_THAT(post_rule(R"({"rule":"api","key":"bob"})").body, HasSubstr(R"("limit":100)"));
+  headers.values["X-Plan"] = "unknown-plan";  // the default tier
+  EXPECT_THAT(post_rule(R"({"rule":"api","key":"bob"})").body, HasSubstr(R"("limit":10)"));
+  EXPECT_THAT(post_rule(R"({"rule":"search","key":"pro:carol"})").body,
+              HasSubstr(R"("limit":100)"));  // gcra: limit in a decision is the burst
+}
+
+TEST_F(ApiRulesTest, RuleErrors) {
+  Response r = post_rule(R"({"rule":"nope","key":"k"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("unknown_rule"));
+  r = post_rule(R"({"rule":"login","key":"k","limit":9})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr(R"("field":"rule")"));
+}
+
+TEST_F(ApiRulesTest, AuthUsesTheAuthRuleAndItsKeyParts) {
+  headers.values["X-Real-IP"] = "192.0.2.5";
+  headers.values["X-Original-URI"] = "/login?next=/home";
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(with_rules.handle({"GET", "/v1/auth", "", "10.0.0.9", headers}).status, 204);
+  }
+  EXPECT_EQ(with_rules.handle({"GET", "/v1/auth", "", "10.0.0.9", headers}).status, 403);
+  headers.values["X-Original-URI"] = "/other";  // another URI: another key
+  EXPECT_EQ(with_rules.handle({"GET", "/v1/auth", "", "10.0.0.9", headers}).status, 204);
 }
 
 }  // namespace

@@ -1,0 +1,69 @@
+#include "rules/rule_set.h"
+
+namespace floodgate::rules {
+
+std::string_view to_string(FailureMode mode) {
+  switch (mode) {
+    case FailureMode::kFailOpen:
+      return "fail_open";
+    case FailureMode::kFailClosed:
+      return "fail_closed";
+    case FailureMode::kLocal:
+      return "local";
+  }
+  return "fail_open";
+}
+
+std::optional<FailureMode> parse_failure_mode(std::string_view name) {
+  if (name == "fail_open") return FailureMode::kFailOpen;
+  if (name == "fail_closed") return FailureMode::kFailClosed;
+  if (name == "local") return FailureMode::kLocal;
+  return std::nullopt;
+}
+
+Rule::Resolved Rule::resolve(
+    std::string_view request_key,
+    const std::function<std::string_view(std::string_view)>& header) const {
+  if (!tiers) return {&policy, {}};
+  const std::string_view wanted = tiers->header.empty()
+                                      ? request_key.substr(0, request_key.find(':'))
+                                      : header(tiers->header);
+  if (auto it = tiers->policies.find(wanted); it != tiers->policies.end()) {
+    return {&it->second, it->first};
+  }
+  if (tiers->fallback) {
+    auto it = tiers->policies.find(*tiers->fallback);
+    return {&it->second, it->first};
+  }
+  return {&policy, {}};
+}
+
+namespace {
+std::atomic<std::uint64_t> next_store_id{1};
+}  // namespace
+
+RuleStore::RuleStore(std::shared_ptr<const RuleSet> initial)
+    : rules_(std::move(initial)), id_(next_store_id.fetch_add(1)) {}
+
+const RuleSet& RuleStore::current() const {
+  struct Cached {
+    std::uint64_t store = 0;
+    std::uint64_t version = 0;
+    std::shared_ptr<const RuleSet> rules;
+  };
+  thread_local Cached cached;
+  const std::uint64_t version = version_.load(std::memory_order_acquire);
+  if (cached.store != id_ || cached.version != version) {
+    std::lock_guard lock(mu_);
+    cached = {id_, version_.load(std::memory_order_acquire), rules_};
+  }
+  return *cached.rules;
+}
+
+void RuleStore::replace(std::shared_ptr<const RuleSet> next) {
+  std::lock_guard lock(mu_);
+  rules_ = std::move(next);
+  version_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+}  // namespace floodgate::rules

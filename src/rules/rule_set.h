@@ -1,0 +1,88 @@
+// File: rules/rule_set.h
+//
+// RuleSet: the named rules of a floodgate rules file (docs/CONFIG.md), immutable once loaded.
+// A check names a rule instead of giving a policy; a rule may pick its policy by tier (free, pro,
+// enterprise, ...) from a request header or from the key's prefix, and says how GET /v1/auth builds
+// a key from the request.
+//
+// RuleStore: the RuleSet in force, swapped whole on reload. Readers take a snapshot per request
+// without touching a shared cache line unless a reload happened (a per-thread cached copy).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "floodgate/policy.h"
+
+namespace floodgate::rules {
+
+enum class FailureMode : std::uint8_t { kFailOpen, kFailClosed, kLocal };
+std::string_view to_string(FailureMode mode);
+std::optional<FailureMode> parse_failure_mode(std::string_view name);
+
+// KeyPart: one piece of the key /v1/auth builds for a rule.
+struct KeyPart {
+  enum class Kind : std::uint8_t { kIp, kApiKey, kUri, kHeader } kind = Kind::kIp;
+  std::string header;  // kHeader: the header's name
+};
+
+struct Tiers {
+  std::string header;  // pick the tier from this request header; empty: from the key's prefix
+  std::map<std::string, Policy, std::less<>> policies;
+  std::optional<std::string> fallback;  // tier when none matches; absent: the rule's own policy
+};
+
+struct Rule {
+  std::string name;
+  Policy policy;
+  std::optional<FailureMode> failure_mode;
+  std::vector<KeyPart> key;  // for /v1/auth; empty: [ip]
+  std::optional<Tiers> tiers;
+
+  // Resolved: the policy and the tier name ("" for none) a request gets under this rule.
+  struct Resolved {
+    const Policy* policy;
+    std::string_view tier;
+  };
+  // resolve(): `header` reads a request header by name ("" if absent).
+  Resolved resolve(std::string_view request_key,
+                   const std::function<std::string_view(std::string_view)>& header) const;
+};
+
+struct RuleSet {
+  std::map<std::string, Rule, std::less<>> rules;
+  std::optional<std::string> auth_rule;  // the rule GET /v1/auth applies
+  std::string source;                    // the file it came from
+
+  const Rule* find(std::string_view name) const {
+    auto it = rules.find(name);
+    return it == rules.end() ? nullptr : &it->second;
+  }
+};
+
+class RuleStore {
+ public:
+  explicit RuleStore(std::shared_ptr<const RuleSet> initial = std::make_shared<RuleSet>());
+
+  // current(): the rule set in force. Cheap: the calling thread keeps its own reference, refreshed
+  // after a replace(), so no reference count is touched per call. The result stays valid until
+  // this thread calls current() again.
+  const RuleSet& current() const;
+  void replace(std::shared_ptr<const RuleSet> next);
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const RuleSet> rules_;  // guarded by mu_
+  std::atomic<std::uint64_t> version_{1};
+  std::uint64_t id_;  // tells RuleStores apart in the per-thread cache
+};
+
+}  // namespace floodgate::rules

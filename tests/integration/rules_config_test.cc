@@ -1,0 +1,137 @@
+// Rules files end to end: `floodgate serve --config`, reload on SIGHUP and on change (the last good
+// rules stay when a new file is bad), and `floodgate validate`. Files live in a fresh temp dir.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "testlib/process.h"
+
+namespace floodgate::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "floodgate-rules-XXXXXX").string();
+    path_ = ::mkdtemp(pattern.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string write(const std::string& name, const std::string& text) const {
+    // Write beside, then rename: readers never see half a file.
+    const fs::path target = path_ / name;
+    const fs::path tmp = path_ / (name + ".tmp");
+    std::ofstream(tmp) << text;
+    fs::rename(tmp, target);
+    return target.string();
+  }
+  std::string path() const { return path_.string(); }
+
+ private:
+  fs::path path_;
+};
+
+std::string login_rule(int limit) {
+  return "rules:\n  login:\n    algorithm: fixed_window\n    limit: " + std::to_string(limit) +
+         "\n    window: 3600\n";
+}
+
+int status_of(Connection& c, std::string_view body) {
+  auto r = c.request("POST", "/v1/check", body);
+  return r ? r->status : -1;
+}
+
+constexpr std::string_view kLogin = R"({"rule":"login","key":"alice"})";
+
+TEST(RulesConfig, ReloadsOnSighupAndKeepsTheLastGoodRulesWhenANewFileIsBad) {
+  TempDir dir;
+  const std::string file = dir.write("rules.yaml", login_rule(1));
+  Server server({"--config", file});
+  Connection c(server.port());
+  EXPECT_EQ(status_of(c, kLogin), 200);
+  EXPECT_EQ(status_of(c, kLogin), 429);
+
+  dir.write("rules.yaml", login_rule(3));
+  server.signal(SIGHUP);
+  bool reloaded = false;
+  for (int i = 0; i < 100 && !reloaded; ++i) {  // up to 2 s
+    std::this_thread::sleep_for(20ms);
+    reloaded = server.output().find("reloaded on SIGHUP: 1 rule(s)") != std::string::npos;
+  }
+  ASSERT_TRUE(reloaded) << server.output();
+  EXPECT_EQ(status_of(c, kLogin), 200);  // 2 of 3 used
+  EXPECT_EQ(status_of(c, kLogin), 200);
+  EXPECT_EQ(status_of(c, kLogin), 429);
+
+  dir.write("rules.yaml", "rules:\n  login:\n    algorithm: fixed_window\n    limit: -4\n");
+  server.signal(SIGHUP);
+  bool refused = false;
+  for (int i = 0; i < 100 && !refused; ++i) {
+    std::this_thread::sleep_for(20ms);
+    refused = server.output().find("rules.yaml:4:12: rules.login.limit: must be at least 1") !=
+              std::string::npos;
+  }
+  EXPECT_TRUE(refused) << server.output();
+  EXPECT_EQ(status_of(c, R"({"rule":"login","key":"bob"})"), 200);  // the limit-3 rule still works
+}
+
+TEST(RulesConfig, ReloadsWhenTheFileChanges) {
+  TempDir dir;
+  const std::string file = dir.write("rules.yaml", login_rule(1));
+  Server server({"--config", file});
+  Connection c(server.port());
+  EXPECT_EQ(status_of(c, kLogin), 200);
+  EXPECT_EQ(status_of(c, kLogin), 429);
+  dir.write("rules.yaml", login_rule(2));
+  int status = 429;
+  for (int i = 0; i < 40 && status == 429; ++i) {  // the file is looked at once a second
+    std::this_thread::sleep_for(100ms);
+    status = status_of(c, R"({"rule":"login","key":"probe"})") == 200 ? status_of(c, kLogin) : 429;
+  }
+  EXPECT_EQ(status, 200);
+}
+
+TEST(RulesConfig, ABadFileStopsTheStart) {
+  TempDir dir;
+  const std::string file = dir.write("rules.yaml", "rules:\n  x: {algorithm: nope}\n");
+  auto [status, out] = run_floodgate({"serve", "--port", "0", "--config", file});
+  EXPECT_EQ(status, 2);
+  EXPECT_THAT(out, HasSubstr("rules.yaml:2:18: rules.x.algorithm: must be one of"));
+}
+
+TEST(RulesConfig, ValidatePrintsTheRulesOrTheErrors) {
+  TempDir dir;
+  auto [ok_status, ok_out] = run_floodgate({"validate", FLOODGATE_SOURCE_DIR "/examples/rules.yaml"});
+  EXPECT_EQ(ok_status, 0) << ok_out;
+  EXPECT_THAT(ok_out, HasSubstr("ok, 3 rule(s)"));
+  EXPECT_THAT(ok_out, HasSubstr("login: sliding_window_log(limit=5, window=60000000us)"));
+  EXPECT_THAT(ok_out, HasSubstr("tier pro: token_bucket(capacity=100, refill_rate=10)"));
+
+  const std::string bad = dir.write("bad.yaml", "rules:\n  a:\n    algorithm: gcra\n    burst: 0\n");
+  auto [bad_status, bad_out] = run_floodgate({"validate", bad});
+  EXPECT_EQ(bad_status, 1);
+  EXPECT_THAT(bad_out, HasSubstr("bad.yaml:4:12: rules.a.burst: must be at least 1, got 0"));
+
+  auto [dir_status, dir_out] = run_floodgate({"validate", dir.path()});
+  EXPECT_EQ(dir_status, 1);  // the directory holds bad.yaml
+  EXPECT_THAT(dir_out, HasSubstr("bad.yaml:4:12"));
+
+  auto [missing_status, missing_out] = run_floodgate({"validate", dir.path() + "/none.yaml"});
+  EXPECT_EQ(missing_status, 1);
+  EXPECT_THAT(missing_out, HasSubstr("no such file"));
+}
+
+}  // namespace
+}  // namespace floodgate::testing
