@@ -12,6 +12,7 @@ build_pkgs=(
 test_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
+  prometheus
 )
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")
@@ -34,5 +35,14 @@ if [[ "$(id -u)" -ne 0 ]]; then
   sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Packages such as prometheus (wanted here for promtool only) would start a system service on
+# install; a temporary policy-rc.d tells Debian's scripts not to start anything.
+made_policy=0
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d > /dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  made_policy=1
+fi
+trap '[[ $made_policy == 1 ]] && $sudo rm -f /usr/sbin/policy-rc.d' EXIT
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

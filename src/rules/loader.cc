@@ -32,7 +32,8 @@ class Loader {
       if (key == "auth") load_auth(value, set);
     }
     if (set.auth_rule && !set.find(*set.auth_rule)) {
-      fail(root["auth"]["rule"], "auth.rule", "names no rule in this file: '" + *set.auth_rule + "'");
+      fail(root["auth"]["rule"], "auth.rule",
+           "names no rule in this file: '" + *set.auth_rule + "'");
     }
     if (!errors_.messages.empty()) return errors_;
     return set;
@@ -51,9 +52,9 @@ class Loader {
 
  private:
   // entries(): a mapping's (key, value) pairs in order; refuses duplicate and unknown keys.
-  std::vector<std::pair<std::string, YAML::Node>> entries(const YAML::Node& map,
-                                                          const std::string& path,
-                                                          std::initializer_list<std::string_view> known) {
+  std::vector<std::pair<std::string, YAML::Node>> entries(
+      const YAML::Node& map, const std::string& path,
+      std::initializer_list<std::string_view> known) {
     std::vector<std::pair<std::string, YAML::Node>> out;
     std::set<std::string> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
@@ -104,7 +105,6 @@ class Loader {
     return node.Scalar();
   }
 
-
   // A policy from the fields of `map` that describe one; `path` names it in messages.
   std::optional<Policy> policy(const YAML::Node& map, const std::string& path,
                                const std::vector<std::pair<std::string, YAML::Node>>& fields,
@@ -146,9 +146,10 @@ class Loader {
       std::vector<std::pair<std::string, YAML::Node>> policy_fields;
       Rule rule{name, Policy::token_bucket(1, 1).value(), std::nullopt, {}, std::nullopt};
       std::optional<YAML::Node> tiers;
-      for (auto& [key, value] : entries(node, path, {"algorithm", "limit", "capacity", "burst",
-                                                     "refill_rate", "leak_rate", "window",
-                                                     "window_ms", "failure_mode", "key", "tiers"})) {
+      for (auto& [key, value] :
+           entries(node, path,
+                   {"algorithm", "limit", "capacity", "burst", "refill_rate", "leak_rate", "window",
+                    "window_ms", "failure_mode", "key", "tiers"})) {
         if (key == "failure_mode") {
           if (auto t = text(value, path + ".failure_mode")) {
             rule.failure_mode = parse_failure_mode(*t);

@@ -25,9 +25,8 @@ Rule::Resolved Rule::resolve(
     std::string_view request_key,
     const std::function<std::string_view(std::string_view)>& header) const {
   if (!tiers) return {&policy, {}};
-  const std::string_view wanted = tiers->header.empty()
-                                      ? request_key.substr(0, request_key.find(':'))
-                                      : header(tiers->header);
+  const std::string_view wanted =
+      tiers->header.empty() ? request_key.substr(0, request_key.find(':')) : header(tiers->header);
   if (auto it = tiers->policies.find(wanted); it != tiers->policies.end()) {
     return {&it->second, it->first};
   }

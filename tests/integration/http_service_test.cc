@@ -3,6 +3,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdio>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -203,6 +205,36 @@ TEST(HttpService, ServeHelpListsEverySettingWithItsEnvironmentName) {
         "DEFAULT_LIMIT"}) {
     EXPECT_THAT(out, HasSubstr(std::string("(Env:") + name + ")")) << name;
   }
+}
+
+}  // namespace
+}  // namespace floodgate::testing
+
+namespace floodgate::testing {
+namespace {
+
+TEST(HttpService, MetricsPassPromtool) {
+  Server server({});
+  Connection c(server.port());
+  c.request("POST", "/v1/check", kFixed3);
+  c.request("GET", "/v1/auth");
+  auto metrics = c.request("GET", "/metrics");
+  ASSERT_TRUE(metrics);
+  const std::string file = ::testing::TempDir() + "/floodgate-metrics.txt";
+  {
+    std::ofstream out(file);
+    out << metrics->body;
+  }
+  // promtool (Debian package prometheus) lints the exposition format; exit 0 means clean.
+  const std::string command = "promtool check metrics < " + file + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string said;
+  char buf[512];
+  while (fgets(buf, sizeof buf, pipe) != nullptr) said += buf;
+  const int status = pclose(pipe);
+  EXPECT_EQ(status, 0) << said;
+  EXPECT_EQ(said, "");
 }
 
 }  // namespace

@@ -113,13 +113,15 @@ TEST(RulesConfig, ABadFileStopsTheStart) {
 
 TEST(RulesConfig, ValidatePrintsTheRulesOrTheErrors) {
   TempDir dir;
-  auto [ok_status, ok_out] = run_floodgate({"validate", FLOODGATE_SOURCE_DIR "/examples/rules.yaml"});
+  auto [ok_status, ok_out] =
+      run_floodgate({"validate", FLOODGATE_SOURCE_DIR "/examples/rules.yaml"});
   EXPECT_EQ(ok_status, 0) << ok_out;
   EXPECT_THAT(ok_out, HasSubstr("ok, 3 rule(s)"));
   EXPECT_THAT(ok_out, HasSubstr("login: sliding_window_log(limit=5, window=60000000us)"));
   EXPECT_THAT(ok_out, HasSubstr("tier pro: token_bucket(capacity=100, refill_rate=10)"));
 
-  const std::string bad = dir.write("bad.yaml", "rules:\n  a:\n    algorithm: gcra\n    burst: 0\n");
+  const std::string bad =
+      dir.write("bad.yaml", "rules:\n  a:\n    algorithm: gcra\n    burst: 0\n");
   auto [bad_status, bad_out] = run_floodgate({"validate", bad});
   EXPECT_EQ(bad_status, 1);
   EXPECT_THAT(bad_out, HasSubstr("bad.yaml:4:12: rules.a.burst: must be at least 1, got 0"));

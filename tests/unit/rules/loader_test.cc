@@ -81,8 +81,9 @@ TEST(RulesLoader, ErrorsNameTheFileLineColumnAndField) {
               ElementsAre(HasSubstr("rules.yaml:3:3: rules.x: appears more than once")));
   EXPECT_THAT(errors("rules:\n  x: {algorithm: fixed_window, limit: five}\n"),
               ElementsAre(HasSubstr("rules.x.limit: must be a number, got 'five'")));
-  EXPECT_THAT(errors("rules:\n  x: {failure_mode: maybe}\n"),
-              ElementsAre(HasSubstr("rules.x.failure_mode: must be fail_open, fail_closed or local")));
+  EXPECT_THAT(
+      errors("rules:\n  x: {failure_mode: maybe}\n"),
+      ElementsAre(HasSubstr("rules.x.failure_mode: must be fail_open, fail_closed or local")));
   EXPECT_THAT(errors("rules:\n  x: {tiers: {pro: {capacity: 5}}}\n"),
               ElementsAre(HasSubstr("rules.x.tiers.by: is required")));
   EXPECT_THAT(errors("auth:\n  rule: nope\n"),
