@@ -16,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (error.status < 400 || error.status > 499 || error.code.empty()) std::abort();
     return 0;
   }
-  if (!policy_for(*request, PolicyDefaults{}, error) &&
+  if (!policy_for(*request, floodgate::PolicyDefaults{}, error) &&
       (error.status < 400 || error.status > 499 || error.code.empty())) {
     std::abort();
   }
