@@ -1,5 +1,7 @@
 #include "core/debt_meter.h"
 
+#include <algorithm>
+
 #include "core/arith.h"
 
 namespace floodgate::core {
@@ -12,7 +14,9 @@ Decision decide_debt(const Policy& policy, DebtState& state, std::int64_t now_us
 
   // Bring the debt up to `now`. A clock behind the stamp drains nothing: time counts only once it
   // passes the latest moment this key has seen, so a backwards step never creates capacity.
-  std::int64_t debt = state.debt;
+  // Debt written under another policy (a rule changed on reload) is clamped into this one's
+  // range: the key stays as used up as it can be, never beyond.
+  std::int64_t debt = std::clamp<std::int64_t>(state.debt, 0, tolerance);
   std::int64_t at = state.stamp_us;
   if (now_us > at) {
     std::int64_t drained = 0;

@@ -11,13 +11,17 @@ Decision decide_fixed_window(const Policy& policy, FixedWindowState& state, std:
 
   // A clock that stepped back into an earlier window keeps counting in the newer one: going back
   // must not open a window that has already been spent.
-  std::int64_t window = floor_div(now_us, window_us);
+  std::int64_t start = floor_div(now_us, window_us) * window_us;
   std::uint64_t count = 0;
-  if (state.count > 0 && state.window >= window) {
-    window = state.window;
-    count = state.count;
+  if (state.count > 0) {
+    if (state.start_us % window_us != 0) {
+      count = state.count;  // written under another window length: count it in this window
+    } else if (state.start_us >= start) {
+      start = state.start_us;
+      count = state.count;
+    }
   }
-  const Micros until_end{(window + 1) * window_us - now_us};
+  const Micros until_end{start + window_us - now_us};
 
   Decision d;
   d.limit = limit;
@@ -33,7 +37,7 @@ Decision decide_fixed_window(const Policy& policy, FixedWindowState& state, std:
   }
   d.remaining = limit - count;
   d.reset_after = count > 0 ? until_end : Micros{0};
-  state = count > 0 ? FixedWindowState{window, count} : FixedWindowState{};
+  state = count > 0 ? FixedWindowState{start, count} : FixedWindowState{};
   return d;
 }
 

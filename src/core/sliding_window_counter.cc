@@ -11,7 +11,7 @@ namespace {
 // counts of window `window` and no further admissions. The estimate never rises as time passes,
 // so we look for the first moment it fits: in the current window, in the next (where `current`
 // becomes `previous`), or in the one after (where both have rolled out).
-Micros earliest_pass(const Policy& policy, std::int64_t window, std::uint64_t previous,
+Micros earliest_pass(const Policy& policy, std::int64_t window_start, std::uint64_t previous,
                      std::uint64_t current, std::int64_t now_us, std::uint64_t cost) {
   const std::uint64_t limit = policy.limit();
   if (cost > limit) return kNever;
@@ -22,7 +22,7 @@ Micros earliest_pass(const Policy& policy, std::int64_t window, std::uint64_t pr
   std::uint64_t prev = previous;
   std::uint64_t cur = current;
   for (int step = 0; step < 3; ++step) {
-    const std::int64_t start = (window + step) * window_us;
+    const std::int64_t start = window_start + step * window_us;
     const std::int64_t from = std::max(now_us, start);
     if (cur + cost <= limit) {
       if (prev == 0) return Micros{from - now_us};
@@ -55,19 +55,21 @@ Decision decide_sliding_counter(const Policy& policy, SlidingCounterState& state
   const std::int64_t window_us = policy.window().count();
   const std::uint64_t limit = policy.limit();
 
-  // Roll the windows forward to now. A clock behind the stored window keeps the stored one.
-  const std::int64_t now_window = floor_div(now_us, window_us);
-  std::int64_t window = state.window;
+  // Roll the windows forward to now. A clock behind the stored window keeps the stored one. A
+  // start off this policy's boundaries was written under another window length (a rule changed
+  // on reload): its counts are carried into the current window, never misread.
+  const std::int64_t now_start = floor_div(now_us, window_us) * window_us;
+  std::int64_t start = state.start_us;
   std::uint64_t previous = state.previous;
   std::uint64_t current = state.current;
-  if (previous == 0 && current == 0) {
-    window = now_window;
-  } else if (now_window > window) {
-    previous = now_window == window + 1 ? current : 0;
+  if ((previous == 0 && current == 0) || start % window_us != 0) {
+    start = now_start;
+  } else if (now_start > start) {
+    previous = now_start == start + window_us ? current : 0;
     current = 0;
-    window = now_window;
+    start = now_start;
   }
-  const std::int64_t offset = std::max<std::int64_t>(0, now_us - window * window_us);
+  const std::int64_t offset = std::max<std::int64_t>(0, now_us - start);
   const auto estimate = [&] {
     return static_cast<std::int64_t>(previous) * sliding_counter_weight(policy, offset) +
            static_cast<std::int64_t>(current) * kWeightOne;
@@ -84,14 +86,14 @@ Decision decide_sliding_counter(const Policy& policy, SlidingCounterState& state
     current += cost;
   } else {
     d.reason = DenyReason::kLimited;
-    d.retry_after = earliest_pass(policy, window, previous, current, now_us, cost);
+    d.retry_after = earliest_pass(policy, start, previous, current, now_us, cost);
   }
   const std::int64_t used = estimate();
   d.remaining = used >= ceiling ? 0 : static_cast<std::uint64_t>((ceiling - used) / kWeightOne);
-  d.reset_after = earliest_pass(policy, window, previous, current, now_us, limit);
+  d.reset_after = earliest_pass(policy, start, previous, current, now_us, limit);
   state = (previous == 0 && current == 0)
               ? SlidingCounterState{}
-              : SlidingCounterState{window, static_cast<std::uint32_t>(current),
+              : SlidingCounterState{start, static_cast<std::uint32_t>(current),
                                     static_cast<std::uint32_t>(previous)};
   return d;
 }

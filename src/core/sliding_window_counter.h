@@ -25,9 +25,9 @@
 namespace floodgate::core {
 
 struct SlidingCounterState {
-  std::int64_t window = 0;     // index of the current window
-  std::uint32_t current = 0;   // cost admitted in `window`
-  std::uint32_t previous = 0;  // cost admitted in `window - 1`
+  std::int64_t start_us = 0;   // start of the current window
+  std::uint32_t current = 0;   // cost admitted in it
+  std::uint32_t previous = 0;  // cost admitted in the window before
 };
 
 Decision decide_sliding_counter(const Policy& policy, SlidingCounterState& state,

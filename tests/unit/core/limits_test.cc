@@ -79,3 +79,45 @@ TEST(Limits, ResultsStayExactFarFromTheEpoch) {
 
 }  // namespace
 }  // namespace floodgate::testing
+
+namespace floodgate::testing {
+namespace {
+
+// A rule's parameters may change on reload while keys hold state written under the old ones. The
+// state must stay meaningful (and arithmetic defined): counts carry over, nothing overflows.
+TEST(PolicyChange, AWindowThatChangesLengthCarriesItsCount) {
+  Harness h;
+  h.advance(std::chrono::milliseconds(1500));
+  EXPECT_EQ(h.spend(Policy::fixed_window(5, std::chrono::milliseconds(1)).value(), 3), 3);
+  const auto hours = Policy::fixed_window(5, std::chrono::hours(5)).value();
+  const Decision d = h.check(hours, 0);
+  EXPECT_EQ(d.remaining, 2u);  // the 3 already admitted still count
+  EXPECT_GT(d.reset_after, Micros{0});
+  EXPECT_LE(d.reset_after, std::chrono::hours(5));
+  EXPECT_EQ(h.spend(hours, 3), 2);
+}
+
+TEST(PolicyChange, ASlidingCounterThatChangesLengthCarriesItsCounts) {
+  Harness h;
+  h.advance(std::chrono::milliseconds(1500));
+  EXPECT_EQ(h.spend(Policy::sliding_window_counter(4, std::chrono::milliseconds(7)).value(), 4), 4);
+  const auto hour = Policy::sliding_window_counter(10, std::chrono::hours(1)).value();
+  EXPECT_EQ(h.check(hour, 0).remaining, 6u);
+  EXPECT_EQ(h.spend(hour, 10), 6);
+}
+
+TEST(PolicyChange, ABucketThatShrinksStaysUsedUp) {
+  Harness h;
+  EXPECT_TRUE(h.check(Policy::token_bucket(1'000'000, 10).value(), 1'000'000).allowed);
+  const auto small = Policy::token_bucket(10, 1).value();
+  const Decision d = h.check(small, 1);
+  EXPECT_FALSE(d.allowed);
+  // About empty (the old debt, in the old policy's ticks, lands at ~99.98% of the new range).
+  EXPECT_GT(d.retry_after, std::chrono::milliseconds(990));
+  EXPECT_LE(d.retry_after, std::chrono::seconds(1));
+  h.advance(std::chrono::seconds(10));
+  EXPECT_EQ(h.spend(small, 11), 10);
+}
+
+}  // namespace
+}  // namespace floodgate::testing
