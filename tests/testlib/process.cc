@@ -117,6 +117,15 @@ std::string Server::output() {
   return output_;
 }
 
+bool Server::wait_for_output(std::string_view text, std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (output().find(text) == std::string::npos) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
 std::pair<int, std::string> run_floodgate(const std::vector<std::string>& args,
                                           const std::vector<std::string>& env) {
   int fd = -1;

@@ -27,6 +27,8 @@ class Server {
   std::optional<int> wait_exit(std::chrono::milliseconds limit);
   // output(): what the server has written to stdout so far (drains the pipe).
   std::string output();
+  // wait_for_output(): whether `text` appears in the output within `limit`.
+  bool wait_for_output(std::string_view text, std::chrono::milliseconds limit);
 
  private:
   pid_t pid_ = -1;
