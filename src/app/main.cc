@@ -200,6 +200,8 @@ int run_serve(const floodgate::app::Settings& s) {
     return 2;
   }
 
+  floodgate::observe::Metrics metrics(floodgate::kVersion);
+
   // Rules: loaded now (a bad file stops the start), reloaded on SIGHUP and when the file changes.
   floodgate::rules::RuleStore rule_store;
   auto load = [&](std::string_view why) -> bool {
@@ -210,8 +212,9 @@ int run_serve(const floodgate::app::Settings& s) {
       }
       return false;
     }
-    auto set = std::make_shared<const floodgate::rules::RuleSet>(
-        std::move(std::get<floodgate::rules::RuleSet>(loaded)));
+    auto& fresh = std::get<floodgate::rules::RuleSet>(loaded);
+    for (auto& [name, rule] : fresh.rules) rule.metrics_slot = metrics.rule_slot(name);
+    auto set = std::make_shared<const floodgate::rules::RuleSet>(std::move(fresh));
     spdlog::info("rules {}: {} rule(s) from {}", why, set->rules.size(), log_safe(s.config_file));
     rule_store.replace(std::move(set));
     return true;
@@ -225,7 +228,6 @@ int run_serve(const floodgate::app::Settings& s) {
   floodgate::MemoryStore store(clock,
                                {.max_keys = static_cast<std::size_t>(s.max_keys), .shards = 64});
   floodgate::Limiter limiter(store);
-  floodgate::observe::Metrics metrics(floodgate::kVersion);
   floodgate::http::Api api(
       limiter, store, metrics,
       {.defaults = defaults, .rules = &rule_store, .api_key_header = "X-API-Key"});

@@ -46,6 +46,7 @@ struct Rule {
   std::optional<FailureMode> failure_mode;
   std::vector<KeyPart> key;  // for /v1/auth; empty: [ip]
   std::optional<Tiers> tiers;
+  int metrics_slot = -1;  // set by whoever publishes the rules (see observe::Metrics::rule_slot)
 
   // Resolved: the policy and the tier name ("" for none) a request gets under this rule.
   struct Resolved {

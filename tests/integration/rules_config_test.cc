@@ -75,6 +75,13 @@ TEST(RulesConfig, ReloadsOnSighupAndKeepsTheLastGoodRulesWhenANewFileIsBad) {
   EXPECT_TRUE(server.wait_for_output("rules.yaml:4:12: rules.login.limit: must be at least 1", 2s))
       << server.output();
   EXPECT_EQ(status_of(c, R"({"rule":"login","key":"bob"})"), 200);  // the limit-3 rule still works
+  // Counters live across reloads: 1 + 2 + 1 allowed, 2 denied.
+  auto metrics = c.request("GET", "/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_THAT(metrics->body,
+              HasSubstr(R"(floodgate_rule_decisions_total{rule="login",outcome="allowed"} 4)"));
+  EXPECT_THAT(metrics->body,
+              HasSubstr(R"(floodgate_rule_decisions_total{rule="login",outcome="denied"} 2)"));
 }
 
 TEST(RulesConfig, ReloadsWhenTheFileChanges) {

@@ -159,6 +159,7 @@ Response Api::check(const Request& request, Shape shape) {
   }
   std::optional<Policy> policy;
   std::string rule_key;  // a rule's keys live apart from inline policies' and other rules'
+  int rule_slot = observe::Metrics::kNoRule;
   if (req.rule) {
     const PolicySpec& p = req.policy;
     if (p.algorithm || p.limit || p.capacity || p.burst || p.refill_rate || p.leak_rate ||
@@ -172,6 +173,7 @@ Response Api::check(const Request& request, Shape shape) {
         rule->resolve(*req.key, [&](std::string_view name) { return request.headers.get(name); });
     policy = *resolved.policy;
     rule_key = fmt::format("rule/{}/{}/{}", rule->name, resolved.tier, *req.key);
+    rule_slot = rule->metrics_slot;
   } else {
     policy = policy_for(req, options_.defaults, error);
     if (!policy) return error_response(error);
@@ -183,7 +185,7 @@ Response Api::check(const Request& request, Shape shape) {
   const auto started = std::chrono::steady_clock::now();
   const Outcome outcome = limiter_.check(rule_key.empty() ? *req.key : rule_key, *policy, *cost);
   const auto took = std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - started);
-  metrics_.record_decision(policy->algorithm(), outcome.decision.allowed, took);
+  metrics_.record_decision(policy->algorithm(), rule_slot, outcome.decision.allowed, took);
   return decision_response(outcome.decision, *policy, 200, shape == Shape::kInspect ? 200 : 429,
                            true);
 }
@@ -231,7 +233,9 @@ Response Api::auth(const Request& request) {
   const auto started = std::chrono::steady_clock::now();
   const Outcome outcome = limiter_.check(key, *policy, 1);
   const auto took = std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - started);
-  metrics_.record_decision(policy->algorithm(), outcome.decision.allowed, took);
+  metrics_.record_decision(policy->algorithm(),
+                           rule ? rule->metrics_slot : observe::Metrics::kNoRule,
+                           outcome.decision.allowed, took);
   return decision_response(outcome.decision, *policy, 204, 403, false);
 }
 

@@ -248,8 +248,9 @@ class ApiRulesTest : public ApiTest {
   void SetUp() override {
     auto loaded = rules::load_rules(FLOODGATE_SOURCE_DIR "/examples/rules.yaml", PolicyDefaults{});
     ASSERT_TRUE(std::holds_alternative<rules::RuleSet>(loaded));
-    store_of_rules.replace(
-        std::make_shared<const rules::RuleSet>(std::move(std::get<rules::RuleSet>(loaded))));
+    auto& set = std::get<rules::RuleSet>(loaded);
+    for (auto& [name, rule] : set.rules) rule.metrics_slot = metrics.rule_slot(name);
+    store_of_rules.replace(std::make_shared<const rules::RuleSet>(std::move(set)));
   }
   Response post_rule(std::string_view body) {
     return with_rules.handle({"POST", "/v1/check", body, "10.0.0.9", headers});
@@ -265,6 +266,16 @@ TEST_F(ApiRulesTest, ANamedRuleDecides) {
   EXPECT_EQ(
       post(R"(/v1/check)", R"({"key":"alice","algorithm":"sliding_window_log","limit":5})").status,
       200);
+}
+
+TEST_F(ApiRulesTest, MetricsCountDecisionsByRule) {
+  for (int i = 0; i < 6; ++i) post_rule(R"({"rule":"login","key":"dave"})");
+  const std::string text = get("/metrics").body;
+  EXPECT_THAT(text,
+              HasSubstr(R"(floodgate_rule_decisions_total{rule="login",outcome="allowed"} 5)"));
+  EXPECT_THAT(text,
+              HasSubstr(R"(floodgate_rule_decisions_total{rule="login",outcome="denied"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(floodgate_rule_decisions_total{rule="api",outcome="allowed"} 0)"));
 }
 
 TEST_F(ApiRulesTest, TiersComeFromAHeaderOrTheKeyPrefix) {
