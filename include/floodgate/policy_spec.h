@@ -42,6 +42,12 @@ struct PolicySpec {
   std::optional<Number> leak_rate;
   std::optional<Number> window;     // seconds, may be fractional
   std::optional<Number> window_ms;  // milliseconds, an integer
+
+  // empty(): names neither an algorithm nor any parameter (the defaults apply).
+  bool empty() const {
+    return !algorithm && !limit && !capacity && !burst && !refill_rate && !leak_rate && !window &&
+           !window_ms;
+  }
 };
 
 // PolicyDefaults: what a spec leaves out (the seeds' DEFAULT_ALGORITHM, DEFAULT_LIMIT and

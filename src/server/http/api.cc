@@ -76,7 +76,7 @@ Api::Api(Limiter& limiter, MemoryStore& store, observe::Metrics& metrics, ApiOpt
       store_(store),
       metrics_(metrics),
       options_(std::move(options)),
-      auth_policy_(default_policy(options_.defaults)) {}
+      default_policy_(default_policy(options_.defaults)) {}
 
 Response Api::error_response(const ApiError& e) {
   std::string body = "{\"error\":{\"code\":";
@@ -161,9 +161,7 @@ Response Api::check(const Request& request, Shape shape) {
   std::string rule_key;  // a rule's keys live apart from inline policies' and other rules'
   int rule_slot = observe::Metrics::kNoRule;
   if (req.rule) {
-    const PolicySpec& p = req.policy;
-    if (p.algorithm || p.limit || p.capacity || p.burst || p.refill_rate || p.leak_rate ||
-        p.window || p.window_ms) {
+    if (!req.policy.empty()) {
       return error_response({400, "invalid_parameter",
                              "cannot be combined with an algorithm or its parameters", "rule"});
     }
@@ -174,6 +172,8 @@ Response Api::check(const Request& request, Shape shape) {
     policy = *resolved.policy;
     rule_key = fmt::format("rule/{}/{}/{}", rule->name, resolved.tier, *req.key);
     rule_slot = rule->metrics_slot;
+  } else if (req.policy.empty()) {
+    policy = default_policy_;
   } else {
     policy = policy_for(req, options_.defaults, error);
     if (!policy) return error_response(error);
@@ -196,7 +196,7 @@ Response Api::auth(const Request& request) {
   const rules::Rule* rule = set && set->auth_rule ? set->find(*set->auth_rule) : nullptr;
 
   std::string key;
-  const Policy* policy = &auth_policy_;
+  const Policy* policy = &default_policy_;
   if (rule == nullptr) {
     // No rule: the defaults, per API key when one is sent, else per client address.
     key = api_key.empty() ? fmt::format("ip:{}", client_address(request))

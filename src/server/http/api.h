@@ -90,7 +90,7 @@ class Api {
   MemoryStore& store_;
   observe::Metrics& metrics_;
   ApiOptions options_;
-  Policy auth_policy_;
+  Policy default_policy_;  // the defaults, compiled once: most checks name no policy
 };
 
 }  // namespace floodgate::http
