@@ -31,6 +31,8 @@ struct Number {
   static Number of(std::int64_t i) { return {true, i, static_cast<double>(i)}; }
   static Number of_real(double d) { return {false, 0, d}; }
   double as_double() const { return is_integer ? static_cast<double>(integer) : real; }
+  // as_integer(): the value if it is whole (10 and 10.0 alike), else nullopt.
+  std::optional<std::int64_t> as_integer() const;
 };
 
 struct PolicySpec {

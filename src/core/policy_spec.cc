@@ -9,16 +9,20 @@ ParamError error(std::string_view field, std::string message) {
   return ParamError{std::string(field), std::move(message)};
 }
 
-// A count parameter: an integer (a whole-valued double such as 10.0 is accepted).
 Result<std::int64_t> integer_of(const Number& n, std::string_view field) {
-  if (n.is_integer) return n.integer;
-  if (std::isfinite(n.real) && n.real == std::floor(n.real) && std::fabs(n.real) < 9e15) {
-    return static_cast<std::int64_t>(n.real);
-  }
+  if (auto i = n.as_integer()) return *i;
   return error(field, "must be an integer");
 }
 
 }  // namespace
+
+std::optional<std::int64_t> Number::as_integer() const {
+  if (is_integer) return integer;
+  if (std::isfinite(real) && real == std::floor(real) && std::fabs(real) < 9e15) {
+    return static_cast<std::int64_t>(real);
+  }
+  return std::nullopt;
+}
 
 Result<Policy> build_policy(const PolicySpec& r, const PolicyDefaults& defaults) {
   Algorithm algorithm = defaults.algorithm;

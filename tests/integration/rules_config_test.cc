@@ -55,13 +55,22 @@ int status_of(Connection& c, std::string_view body) {
 
 constexpr std::string_view kLogin = R"({"rule":"login","key":"alice"})";
 
-TEST(RulesConfig, ReloadsOnSighupAndKeepsTheLastGoodRulesWhenANewFileIsBad) {
+// A server on a rules file whose `login` rule admits 1; alice has used it up.
+struct OneRuleServer {
   TempDir dir;
-  const std::string file = dir.write("rules.yaml", login_rule(1));
-  Server server({"--config", file});
-  Connection c(server.port());
-  EXPECT_EQ(status_of(c, kLogin), 200);
-  EXPECT_EQ(status_of(c, kLogin), 429);
+  std::string file = dir.write("rules.yaml", login_rule(1));
+  Server server{{"--config", file}};
+  Connection c{server.port()};
+
+  OneRuleServer() {
+    EXPECT_EQ(status_of(c, kLogin), 200);
+    EXPECT_EQ(status_of(c, kLogin), 429);
+  }
+};
+
+TEST(RulesConfig, ReloadsOnSighupAndKeepsTheLastGoodRulesWhenANewFileIsBad) {
+  OneRuleServer s;
+  auto& [dir, file, server, c] = s;
 
   dir.write("rules.yaml", login_rule(3));
   server.signal(SIGHUP);
@@ -85,12 +94,8 @@ TEST(RulesConfig, ReloadsOnSighupAndKeepsTheLastGoodRulesWhenANewFileIsBad) {
 }
 
 TEST(RulesConfig, ReloadsWhenTheFileChanges) {
-  TempDir dir;
-  const std::string file = dir.write("rules.yaml", login_rule(1));
-  Server server({"--config", file});
-  Connection c(server.port());
-  EXPECT_EQ(status_of(c, kLogin), 200);
-  EXPECT_EQ(status_of(c, kLogin), 429);
+  OneRuleServer s;
+  auto& [dir, file, server, c] = s;
   dir.write("rules.yaml", login_rule(2));
   int status = 429;
   for (int i = 0; i < 40 && status == 429; ++i) {  // the file is looked at once a second

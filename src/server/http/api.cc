@@ -264,7 +264,7 @@ Response Api::decision_response(const Decision& d, const Policy& policy, int all
     r.headers.emplace_back("Retry-After", std::to_string(ceil_to(d.retry_after, 1'000'000)));
   }
   if (!with_body) {
-    r.content_type.clear();
+    r.content_type = {};
     return r;
   }
 

@@ -49,7 +49,7 @@ struct Request {
 
 struct Response {
   int status = 200;
-  std::string content_type = "application/json";
+  std::string_view content_type = "application/json";  // a static string, or empty
   std::string body;
   std::vector<std::pair<std::string_view, std::string>> headers;  // names are static strings
 };

@@ -241,15 +241,11 @@ std::optional<CheckRequest> parse_check_request(std::string_view body, ApiError&
 
 std::optional<std::uint64_t> cost_of(const CheckRequest& request, ApiError& error) {
   if (!request.cost) return 1;
-  const Number& n = *request.cost;
-  const bool whole = n.is_integer || (std::isfinite(n.real) && n.real == std::floor(n.real) &&
-                                      std::fabs(n.real) < 9e15);
-  if (!whole) {
+  const std::optional<std::int64_t> cost = request.cost->as_integer();
+  if (!cost) {
     error = bad_request("invalid_parameter", "must be an integer", "cost");
     return std::nullopt;
   }
-  const std::optional<std::int64_t> cost =
-      n.is_integer ? n.integer : static_cast<std::int64_t>(n.real);
   if (*cost < 0 || static_cast<std::uint64_t>(*cost) > kMaxLimit) {
     error = bad_request("invalid_parameter",
                         "must be an integer from 0 to 4294967295, got " + std::to_string(*cost),

@@ -202,7 +202,7 @@ TEST_F(ApiTest, HealthReadyAndMetrics) {
   post("/v1/check", R"({"key":"k","algorithm":"fixed_window","limit":1,"window":1})");
   const Response m = get("/metrics?x=1");
   EXPECT_EQ(m.status, 200);
-  EXPECT_THAT(m.content_type, HasSubstr("text/plain; version=0.0.4"));
+  EXPECT_THAT(std::string(m.content_type), HasSubstr("text/plain; version=0.0.4"));
   EXPECT_THAT(
       m.body,
       HasSubstr(R"(floodgate_decisions_total{algorithm="fixed_window",outcome="allowed"} 1)"));
