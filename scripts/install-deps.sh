@@ -6,13 +6,15 @@ set -euo pipefail
 
 build_pkgs=(
   g++ cmake ninja-build pkg-config make git ccache clang-format
-  libboost1.81-dev libboost-json1.81-dev
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libxxhash-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev
+  libhiredis-dev libssl-dev
 )
 test_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
   prometheus
+  redis-server redis-tools openssl
 )
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")

@@ -17,6 +17,7 @@ enum class DenyReason : std::uint8_t {
   kNone,
   kLimited,              // over the limit now; retry_after says when it would pass
   kCostExceedsCapacity,  // the cost is above what the policy can ever admit; retry_after is kNever
+  kStoreUnavailable,     // the shared store could not decide and the failure mode is fail_closed
 };
 
 std::string_view to_string(DenyReason reason);

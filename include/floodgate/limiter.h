@@ -26,8 +26,9 @@ namespace floodgate {
 
 class Limiter {
  public:
-  // `store` is borrowed and must outlive the limiter.
-  explicit Limiter(Store& store) : store_(store) {}
+  // `store` is borrowed and must outlive the limiter. `local` (borrowed, may be null) answers for
+  // FailureMode::kLocal when `store` cannot; it must complete inline (a MemoryStore does).
+  explicit Limiter(Store& store, Store* local = nullptr) : store_(store), local_(local) {}
 
   // check(): blocks until the store answers; returns at once when the store completes inline
   // (the memory store always does). Must not be called on a thread the store completes on (a
@@ -39,10 +40,20 @@ class Limiter {
     store_.check(ops, outcomes, done);
   }
 
+  // settle(): the decision for `op` when `outcome` failed (status != kOk), by `mode`, marked
+  // degraded; an outcome that succeeded is left as it is. fail_open allows with the policy's whole
+  // limit remaining; fail_closed denies with reason kStoreUnavailable and a one-second retry;
+  // local asks the local store (fail_open when there is none).
+  void settle(const CheckOp& op, Outcome& outcome, FailureMode mode) const;
+
+  // check(), then settle() by `mode`: the front door for a front that has a failure mode.
+  Outcome check(std::string_view key, const Policy& policy, std::uint64_t cost, FailureMode mode);
+
   Store& store() const { return store_; }
 
  private:
   Store& store_;
+  Store* local_;
 };
 
 }  // namespace floodgate

@@ -13,7 +13,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "floodgate/decision.h"
@@ -41,7 +43,27 @@ std::string_view to_string(StoreStatus status);
 
 struct Outcome {
   StoreStatus status = StoreStatus::kOk;
+  // degraded: the decision did not come from the shared store (Limiter::settle() applied a
+  // failure mode).
+  bool degraded = false;
   Decision decision;
+};
+
+// FailureMode: what a decision is when the store cannot make it (per rule, with a global default).
+enum class FailureMode : std::uint8_t {
+  kFailOpen,    // allow
+  kFailClosed,  // deny (reason kStoreUnavailable)
+  kLocal,       // decide with the in-process memory store, under the same policy
+};
+
+std::string_view to_string(FailureMode mode);
+std::optional<FailureMode> parse_failure_mode(std::string_view name);
+
+// StoreHealth: what /ready reports.
+struct StoreHealth {
+  bool ready = true;
+  std::string state = "ok";  // e.g. "connected", "connecting", "circuit_open", "auth_failed"
+  std::string error;         // the last error, for operators; empty when none
 };
 
 // Completion: told once that every outcome of a batch is filled in.
@@ -71,6 +93,13 @@ class Store {
 
   // name(): "memory", "redis", ... for logs and metrics.
   virtual std::string_view name() const = 0;
+
+  // health(): whether the store can answer now. Thread-safe.
+  virtual StoreHealth health() const { return {}; }
+
+  // append_metrics(): the store's own series in the Prometheus text format (latency, errors,
+  // circuit state), appended to `out`. Thread-safe.
+  virtual void append_metrics(std::string& /*out*/) const {}
 };
 
 }  // namespace floodgate

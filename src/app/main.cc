@@ -24,6 +24,7 @@
 #include "floodgate/limiter.h"
 #include "floodgate/memory_store.h"
 #include "floodgate/policy.h"
+#include "floodgate/redis_store.h"
 #include "floodgate/version.h"
 #include "observe/metrics.h"
 #include "rules/loader.h"
@@ -225,12 +226,31 @@ int run_serve(const floodgate::app::Settings& s) {
   }
 
   floodgate::SystemClock clock;
+  // The memory store is the store (BACKEND=memory) or the local fallback (FAILURE_MODE=local).
   floodgate::MemoryStore store(clock,
                                {.max_keys = static_cast<std::size_t>(s.max_keys), .shards = 64});
-  floodgate::Limiter limiter(store);
-  floodgate::http::Api api(
-      limiter, store, metrics,
-      {.defaults = defaults, .rules = &rule_store, .api_key_header = "X-API-Key"});
+  std::unique_ptr<floodgate::RedisStore> redis;
+  if (s.backend == "redis") {
+    auto redis_options = *floodgate::app::redis_options(s);  // validated above
+    redis_options.log = [](std::string_view level, std::string_view message) {
+      if (level == "warn") {
+        spdlog::warn("{}", log_safe(message));
+      } else {
+        spdlog::info("{}", log_safe(message));
+      }
+    };
+    spdlog::info("store: redis at {}:{} db={} tls={} pool={} timeout={}ms", redis_options.host,
+                 redis_options.port, redis_options.db, redis_options.tls, redis_options.pool_size,
+                 redis_options.timeout.count());
+    redis = std::make_unique<floodgate::RedisStore>(std::move(redis_options));
+  }
+  floodgate::Store& shared = redis ? static_cast<floodgate::Store&>(*redis) : store;
+  floodgate::Limiter limiter(shared, &store);
+  floodgate::http::Api api(limiter, store, metrics,
+                           {.defaults = defaults,
+                            .failure_mode = *floodgate::parse_failure_mode(s.failure_mode),
+                            .rules = &rule_store,
+                            .api_key_header = "X-API-Key"});
 
   floodgate::http::ServerOptions options;
   options.host = s.host;
@@ -247,8 +267,8 @@ int run_serve(const floodgate::app::Settings& s) {
     spdlog::error("cannot listen on {}:{}: {}", s.host, s.port, e.what());
     return 1;
   }
-  spdlog::info("listening on {}:{} store=memory threads={} version={}", s.host,
-               server->bound_port(), options.threads, floodgate::kVersion);
+  spdlog::info("listening on {}:{} store={} threads={} version={}", s.host, server->bound_port(),
+               shared.name(), options.threads, floodgate::kVersion);
 
   // Signals and housekeeping run on their own small loop beside the server's threads.
   boost::asio::io_context control;
@@ -308,6 +328,9 @@ int run_serve(const floodgate::app::Settings& s) {
   server->run();
   control.stop();
   control_thread.join();
+  // The Redis store goes before the server: checks still in flight fail and answer into the
+  // server's (stopped) loops, which must still exist.
+  redis.reset();
   spdlog::info("stopped");
   return 0;
 }

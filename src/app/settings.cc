@@ -36,8 +36,19 @@ void add_settings(CLI::App& cmd, Settings& s) {
   opt("--redis-db", s.redis_db, "REDIS_DB", "Redis database number")
       ->check(CLI::Range(0, 1023))
       ->group("Store");
-  opt("--redis-pool-size", s.redis_pool_size, "REDIS_POOL_SIZE", "Connections to Redis")
-      ->check(CLI::Range(1, 1024))
+  opt("--redis-pool-size", s.redis_pool_size, "REDIS_POOL_SIZE",
+      "Connections to Redis (each carries many pipelined requests; 2 is plenty)")
+      ->check(CLI::Range(1, 64))
+      ->group("Store");
+  opt("--redis-tls-ca-file", s.redis_tls_ca_file, "REDIS_TLS_CA_FILE",
+      "CA certificate(s) that sign the Redis server's (rediss://); default: the system's")
+      ->group("Store");
+  opt("--redis-tls-insecure", s.redis_tls_insecure, "REDIS_TLS_INSECURE",
+      "Do not verify the Redis server's certificate (rediss://); for tests only")
+      ->group("Store");
+  opt("--store-timeout-ms", s.store_timeout_ms, "STORE_TIMEOUT_MS",
+      "Longest wait for the shared store's answer before the failure mode applies")
+      ->check(CLI::Range(1, 60'000))
       ->group("Store");
   opt("--failure-mode", s.failure_mode, "FAILURE_MODE",
       "When the store cannot answer: fail_open, fail_closed or local")
@@ -71,12 +82,17 @@ void add_settings(CLI::App& cmd, Settings& s) {
 }
 
 std::optional<std::string> validate(const Settings& s) {
-  if (s.backend != "memory") {
-    if (s.backend == "redis" || s.backend == "redis-cluster" || s.backend == "redis-sentinel") {
-      return "BACKEND: '" + s.backend + "' is not available in this build yet; use memory";
+  if (s.backend != "memory" && s.backend != "redis") {
+    if (s.backend == "redis-cluster" || s.backend == "redis-sentinel") {
+      return "BACKEND: '" + s.backend + "' is not available in this build yet; use memory or redis";
     }
     return "BACKEND: must be memory, redis, redis-cluster or redis-sentinel, got '" + s.backend +
            "'";
+  }
+  if (s.backend == "redis") {
+    if (auto options = redis_options(s); !options) {
+      return options.error().field + ": " + options.error().message;
+    }
   }
   const auto algorithm = parse_algorithm(s.default_algorithm);
   if (!algorithm) {
@@ -88,6 +104,45 @@ std::optional<std::string> validate(const Settings& s) {
     return "DEFAULT_LIMIT: must be from 1 to 4294967295";
   }
   return std::nullopt;
+}
+
+Result<RedisOptions> redis_options(const Settings& s) {
+  RedisOptions o;
+  if (!s.redis_url.empty()) {
+    auto parsed = parse_redis_url(s.redis_url);
+    if (!parsed) return parsed.error();
+    o = std::move(*parsed);
+  } else {
+    const std::string addr = s.redis_addr.empty() ? "localhost:6379" : s.redis_addr;
+    const auto colon = addr.rfind(':');
+    std::string host = colon == std::string::npos ? addr : addr.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);  // [::1]:6379
+    }
+    int port = 6379;
+    if (colon != std::string::npos) {
+      const std::string digits = addr.substr(colon + 1);
+      try {
+        std::size_t used = 0;
+        port = std::stoi(digits, &used);
+        if (used != digits.size()) port = -1;
+      } catch (const std::exception&) {
+        port = -1;
+      }
+    }
+    if (host.empty() || port < 1 || port > 65535) {
+      return ParamError{"REDIS_ADDR", "must be host:port, got '" + addr + "'"};
+    }
+    o.host = host;
+    o.port = static_cast<std::uint16_t>(port);
+  }
+  if (o.password.empty()) o.password = s.redis_password;
+  if (o.db == 0) o.db = s.redis_db;
+  o.pool_size = s.redis_pool_size;
+  o.timeout = std::chrono::milliseconds(s.store_timeout_ms);
+  o.tls_ca_file = s.redis_tls_ca_file;
+  o.tls_verify = !s.redis_tls_insecure;
+  return o;
 }
 
 }  // namespace floodgate::app

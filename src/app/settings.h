@@ -10,6 +10,7 @@
 #include <string>
 
 #include "floodgate/policy.h"
+#include "floodgate/redis_store.h"
 
 namespace CLI {
 class App;
@@ -31,7 +32,10 @@ struct Settings {
   std::string redis_addr;
   std::string redis_password;
   int redis_db = 0;
-  int redis_pool_size = 10;
+  int redis_pool_size = 2;
+  std::string redis_tls_ca_file;
+  bool redis_tls_insecure = false;
+  int store_timeout_ms = 10;
   std::string failure_mode = "fail_open";
   std::int64_t max_keys = 1'000'000;
   // Rules
@@ -51,5 +55,9 @@ void add_settings(CLI::App& command, Settings& settings);
 
 // validate(): the first setting that is out of range, as "NAME: what is wrong", or nullopt.
 std::optional<std::string> validate(const Settings& settings);
+
+// redis_options(): the Redis connection the settings describe: REDIS_URL, else REDIS_ADDR
+// (default localhost:6379); REDIS_PASSWORD and REDIS_DB fill in what the URL leaves out.
+Result<RedisOptions> redis_options(const Settings& settings);
 
 }  // namespace floodgate::app

@@ -109,6 +109,8 @@ std::string_view to_string(DenyReason reason) {
       return "limited";
     case DenyReason::kCostExceedsCapacity:
       return "cost_exceeds_capacity";
+    case DenyReason::kStoreUnavailable:
+      return "store_unavailable";
   }
   return "";
 }

@@ -46,4 +46,42 @@ Outcome Limiter::check(std::string_view key, const Policy& policy, std::uint64_t
   return outcome;
 }
 
+Outcome Limiter::check(std::string_view key, const Policy& policy, std::uint64_t cost,
+                       FailureMode mode) {
+  Outcome outcome = check(key, policy, cost);
+  settle(CheckOp{key, &policy, cost}, outcome, mode);
+  return outcome;
+}
+
+void Limiter::settle(const CheckOp& op, Outcome& outcome, FailureMode mode) const {
+  if (outcome.status == StoreStatus::kOk) return;
+  const Policy& policy = *op.policy;
+  if (mode == FailureMode::kLocal && local_ != nullptr) {
+    Outcome local;
+    BlockingCompletion done;
+    local_->check({&op, 1}, {&local, 1}, done);
+    done.wait();
+    if (local.status == StoreStatus::kOk) {
+      outcome.decision = local.decision;
+      outcome.degraded = true;
+      return;
+    }
+    mode = FailureMode::kFailOpen;
+  }
+  Decision d;
+  d.limit = policy.limit();
+  if (op.cost > policy.limit()) {  // a fact of the policy, whatever the store's state
+    d.reason = DenyReason::kCostExceedsCapacity;
+    d.retry_after = kNever;
+  } else if (mode == FailureMode::kFailClosed) {
+    d.reason = DenyReason::kStoreUnavailable;
+    d.retry_after = std::chrono::seconds(1);
+  } else {
+    d.allowed = true;
+    d.remaining = policy.limit();
+  }
+  outcome.decision = d;
+  outcome.degraded = true;
+}
+
 }  // namespace floodgate

@@ -38,6 +38,7 @@ struct alignas(64) Metrics::Stripe {
   std::array<Counter, kLatencyBuckets.size() + 1> latency_buckets{};
   Counter latency_sum_us{0};
   Counter latency_count{0};
+  std::array<Counter, 2> degraded{};
 };
 
 Metrics::Metrics(std::string version)
@@ -69,9 +70,11 @@ void Metrics::record_http(int status) {
   stripe().http[i].fetch_add(1, kRelaxed);
 }
 
-void Metrics::record_decision(Algorithm algorithm, int rule_slot, bool allowed, Micros took) {
+void Metrics::record_decision(Algorithm algorithm, int rule_slot, bool allowed, Micros took,
+                              bool degraded) {
   Stripe& s = stripe();
   const std::size_t outcome = allowed ? 0 : 1;
+  if (degraded) s.degraded[outcome].fetch_add(1, kRelaxed);
   s.decisions[static_cast<std::size_t>(algorithm)][outcome].fetch_add(1, kRelaxed);
   if (rule_slot >= 0 && rule_slot < kMaxRules) {
     s.rule_decisions[static_cast<std::size_t>(rule_slot)][outcome].fetch_add(1, kRelaxed);
@@ -120,6 +123,16 @@ std::string Metrics::render(std::size_t keys, std::string_view store) const {
                      o == 0 ? "allowed" : "denied",
                      sum([a, o](const Stripe& s) -> const Counter& { return s.decisions[a][o]; }));
     }
+  }
+
+  fmt::format_to(it,
+                 "# HELP floodgate_decisions_degraded_total Decisions made by a failure mode "
+                 "because the store could not answer, by outcome.\n"
+                 "# TYPE floodgate_decisions_degraded_total counter\n");
+  for (std::size_t o = 0; o < 2; ++o) {
+    fmt::format_to(it, "floodgate_decisions_degraded_total{{outcome=\"{}\"}} {}\n",
+                   o == 0 ? "allowed" : "denied",
+                   sum([o](const Stripe& s) -> const Counter& { return s.degraded[o]; }));
   }
 
   {

@@ -36,8 +36,10 @@ class Metrics {
   ~Metrics();
 
   void record_http(int status);
-  // record_decision(): `rule_slot` from rule_slot(), or kNoRule for an inline policy.
-  void record_decision(Algorithm algorithm, int rule_slot, bool allowed, Micros took);
+  // record_decision(): `rule_slot` from rule_slot(), or kNoRule for an inline policy; `degraded`
+  // when the decision came from a failure mode rather than the store.
+  void record_decision(Algorithm algorithm, int rule_slot, bool allowed, Micros took,
+                       bool degraded = false);
 
   // rule_slot(): the counter slot of a rule name, the same one for the life of the process (so
   // counters survive reloads).

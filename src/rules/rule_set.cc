@@ -2,25 +2,6 @@
 
 namespace floodgate::rules {
 
-std::string_view to_string(FailureMode mode) {
-  switch (mode) {
-    case FailureMode::kFailOpen:
-      return "fail_open";
-    case FailureMode::kFailClosed:
-      return "fail_closed";
-    case FailureMode::kLocal:
-      return "local";
-  }
-  return "fail_open";
-}
-
-std::optional<FailureMode> parse_failure_mode(std::string_view name) {
-  if (name == "fail_open") return FailureMode::kFailOpen;
-  if (name == "fail_closed") return FailureMode::kFailClosed;
-  if (name == "local") return FailureMode::kLocal;
-  return std::nullopt;
-}
-
 Rule::Resolved Rule::resolve(
     std::string_view request_key,
     const std::function<std::string_view(std::string_view)>& header) const {

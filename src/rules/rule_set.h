@@ -21,12 +21,11 @@
 #include <vector>
 
 #include "floodgate/policy.h"
+#include "floodgate/store.h"
 
 namespace floodgate::rules {
 
-enum class FailureMode : std::uint8_t { kFailOpen, kFailClosed, kLocal };
-std::string_view to_string(FailureMode mode);
-std::optional<FailureMode> parse_failure_mode(std::string_view name);
+using floodgate::FailureMode;
 
 // KeyPart: one piece of the key /v1/auth builds for a rule.
 struct KeyPart {

@@ -174,9 +174,17 @@ TEST(HttpService, SigtermFinishesEveryAcceptedRequestAndExitsZero) {
 }
 
 TEST(HttpService, RefusesBadSettingsWithTheirName) {
-  auto [status, out] = run_floodgate({"serve", "--backend", "redis"});
+  auto [status, out] = run_floodgate({"serve", "--backend", "etcd"});
   EXPECT_EQ(status, 2);
   EXPECT_THAT(out, HasSubstr("BACKEND"));
+  std::tie(status, out) =
+      run_floodgate({"serve", "--backend", "redis"}, {"REDIS_URL=http://localhost:6379"});
+  EXPECT_EQ(status, 2);
+  EXPECT_THAT(out, HasSubstr("REDIS_URL"));
+  std::tie(status, out) =
+      run_floodgate({"serve", "--backend", "redis"}, {"REDIS_ADDR=localhost:notaport"});
+  EXPECT_EQ(status, 2);
+  EXPECT_THAT(out, HasSubstr("REDIS_ADDR"));
   std::tie(status, out) = run_floodgate({"serve", "--port", "0"}, {"DEFAULT_LIMIT=0"});
   EXPECT_EQ(status, 2);
   EXPECT_THAT(out, HasSubstr("DEFAULT_LIMIT"));

@@ -1,6 +1,8 @@
 #include "server/http/api.h"
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -93,13 +95,76 @@ Response Api::error_response(const ApiError& e) {
   return json_response(e.status, std::move(body));
 }
 
-Response Api::handle(const Request& request) {
-  Response response = route(request);
-  metrics_.record_http(response.status);
-  return response;
+void Exchange::complete() { api_->finish(*this); }
+
+void Api::handle(const Request& request, Exchange& x) {
+  x.api_ = this;
+  std::optional<Response> response = route(request, x);
+  if (!response) return;  // a check is with the store; finish() answers
+  metrics_.record_http(response->status);
+  x.respond(std::move(*response));
 }
 
-Response Api::route(const Request& request) {
+Response Api::handle(const Request& request) {
+  // Waits on a mutex held while notifying, so respond() is done with the waiter before it can
+  // return and destroy it.
+  struct Waiter final : Exchange {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<Response> response;
+    void respond(Response r) override {
+      std::lock_guard lock(mu);
+      response = std::move(r);
+      cv.notify_one();
+    }
+  } waiter;
+  handle(request, waiter);
+  std::unique_lock lock(waiter.mu);
+  waiter.cv.wait(lock, [&] { return waiter.response.has_value(); });
+  return std::move(*waiter.response);
+}
+
+void Api::start_check(Exchange& x) {
+  x.op_ = CheckOp{x.key_, &*x.policy_, x.op_.cost};
+  x.outcome_ = Outcome{};
+  x.started_ = std::chrono::steady_clock::now();
+  // Nothing may touch `x` after this call: the store may complete (and the transport reuse `x`)
+  // before it returns.
+  limiter_.check_async({&x.op_, 1}, {&x.outcome_, 1}, x);
+}
+
+void Api::finish(Exchange& x) {
+  Response r;
+  try {
+    limiter_.settle(x.op_, x.outcome_, x.mode_);
+    const auto took =
+        std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - x.started_);
+    const Decision& d = x.outcome_.decision;
+    metrics_.record_decision(x.policy_->algorithm(), x.rule_slot_, d.allowed, took,
+                             x.outcome_.degraded);
+    r = decision_response(d, *x.policy_, x.allowed_status_, x.denied_status_, x.with_body_,
+                          x.outcome_.degraded);
+  } catch (const std::exception& e) {
+    r = error_response({500, "internal", e.what(), ""});
+  }
+  metrics_.record_http(r.status);
+  x.respond(std::move(r));
+}
+
+Response Api::ready() const {
+  const StoreHealth h = limiter_.store().health();
+  std::string body = fmt::format(R"({{"status":"{}","store":"{}","state":)",
+                                 h.ready ? "ready" : "not_ready", limiter_.store().name());
+  append_json_string(body, h.state);
+  if (!h.error.empty()) {
+    body += ",\"error\":";
+    append_json_string(body, h.error);
+  }
+  body += '}';
+  return json_response(h.ready ? 200 : 503, std::move(body));
+}
+
+std::optional<Response> Api::route(const Request& request, Exchange& x) {
   const std::string_view path = path_of(request.target);
   const bool get = request.method == "GET" || request.method == "HEAD";
   const bool post = request.method == "POST";
@@ -121,25 +186,23 @@ Response Api::route(const Request& request) {
       r.headers.emplace_back("Allow", route.wants_post ? "POST" : "GET, HEAD");
       return r;
     }
-    if (path == "/v1/check") return check(request, Shape::kCheck);
-    if (path == "/check") return check(request, Shape::kSeedCheck);
-    if (path == "/api/v1/ratelimit") return check(request, Shape::kSeedRatelimit);
-    if (path == "/v1/inspect") return check(request, Shape::kInspect);
-    if (path == "/v1/auth") return auth(request);
+    if (path == "/v1/check") return check(request, Shape::kCheck, x);
+    if (path == "/check") return check(request, Shape::kSeedCheck, x);
+    if (path == "/api/v1/ratelimit") return check(request, Shape::kSeedRatelimit, x);
+    if (path == "/v1/inspect") return check(request, Shape::kInspect, x);
+    if (path == "/v1/auth") return auth(request, x);
     if (path == "/health") return json_response(200, R"({"status":"ok"})");
-    if (path == "/ready") {
-      return json_response(
-          200, fmt::format(R"({{"status":"ready","store":"{}"}})", limiter_.store().name()));
-    }
+    if (path == "/ready") return ready();
     Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = metrics_.render(store_.stats().keys, limiter_.store().name());
+    limiter_.store().append_metrics(r.body);
     return r;
   }
   return error_response({404, "not_found", fmt::format("no such endpoint: {}", path), ""});
 }
 
-Response Api::check(const Request& request, Shape shape) {
+std::optional<Response> Api::check(const Request& request, Shape shape, Exchange& x) {
   ApiError error;
   auto parsed = parse_check_request(request.body, error);
   if (!parsed) return error_response(error);
@@ -157,9 +220,11 @@ Response Api::check(const Request& request, Shape shape) {
     return error_response(
         {400, "invalid_parameter", "is not accepted: inspect never consumes", "cost"});
   }
-  std::optional<Policy> policy;
+  std::optional<Policy>& policy = x.policy_;
+  policy.reset();
   std::string rule_key;  // a rule's keys live apart from inline policies' and other rules'
-  int rule_slot = observe::Metrics::kNoRule;
+  x.rule_slot_ = observe::Metrics::kNoRule;
+  x.mode_ = options_.failure_mode;
   if (req.rule) {
     if (!req.policy.empty()) {
       return error_response({400, "invalid_parameter",
@@ -171,7 +236,8 @@ Response Api::check(const Request& request, Shape shape) {
         rule->resolve(*req.key, [&](std::string_view name) { return request.headers.get(name); });
     policy = *resolved.policy;
     rule_key = fmt::format("rule/{}/{}/{}", rule->name, resolved.tier, *req.key);
-    rule_slot = rule->metrics_slot;
+    x.rule_slot_ = rule->metrics_slot;
+    x.mode_ = rule->failure_mode.value_or(options_.failure_mode);
   } else if (req.policy.empty()) {
     policy = default_policy_;
   } else {
@@ -182,15 +248,16 @@ Response Api::check(const Request& request, Shape shape) {
       shape == Shape::kInspect ? std::optional<std::uint64_t>{0} : cost_of(req, error);
   if (!cost) return error_response(error);
 
-  const auto started = std::chrono::steady_clock::now();
-  const Outcome outcome = limiter_.check(rule_key.empty() ? *req.key : rule_key, *policy, *cost);
-  const auto took = std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - started);
-  metrics_.record_decision(policy->algorithm(), rule_slot, outcome.decision.allowed, took);
-  return decision_response(outcome.decision, *policy, 200, shape == Shape::kInspect ? 200 : 429,
-                           true);
+  x.key_ = rule_key.empty() ? std::move(*req.key) : std::move(rule_key);
+  x.op_.cost = *cost;
+  x.allowed_status_ = 200;
+  x.denied_status_ = shape == Shape::kInspect ? 200 : 429;
+  x.with_body_ = true;
+  start_check(x);
+  return std::nullopt;
 }
 
-Response Api::auth(const Request& request) {
+std::optional<Response> Api::auth(const Request& request, Exchange& x) {
   const std::string_view api_key = request.headers.get(options_.api_key_header);
   const rules::RuleSet* set = options_.rules ? &options_.rules->current() : nullptr;
   const rules::Rule* rule = set && set->auth_rule ? set->find(*set->auth_rule) : nullptr;
@@ -230,17 +297,20 @@ Response Api::auth(const Request& request) {
   if (key.size() > kMaxKeyBytes + 128) {
     return error_response({400, "key_too_long", "must be at most 512 bytes", "key"});
   }
-  const auto started = std::chrono::steady_clock::now();
-  const Outcome outcome = limiter_.check(key, *policy, 1);
-  const auto took = std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - started);
-  metrics_.record_decision(policy->algorithm(),
-                           rule ? rule->metrics_slot : observe::Metrics::kNoRule,
-                           outcome.decision.allowed, took);
-  return decision_response(outcome.decision, *policy, 204, 403, false);
+  x.key_ = std::move(key);
+  x.policy_ = *policy;
+  x.op_.cost = 1;
+  x.rule_slot_ = rule ? rule->metrics_slot : observe::Metrics::kNoRule;
+  x.mode_ = rule ? rule->failure_mode.value_or(options_.failure_mode) : options_.failure_mode;
+  x.allowed_status_ = 204;
+  x.denied_status_ = 403;
+  x.with_body_ = false;
+  start_check(x);
+  return std::nullopt;
 }
 
 Response Api::decision_response(const Decision& d, const Policy& policy, int allowed_status,
-                                int denied_status, bool with_body) {
+                                int denied_status, bool with_body, bool degraded) {
   Response r;
   r.status = d.allowed ? allowed_status : denied_status;
   const bool resets = d.reset_after != kNever;
@@ -260,7 +330,7 @@ Response Api::decision_response(const Decision& d, const Policy& policy, int all
   r.headers.emplace_back("X-RateLimit-Limit", std::to_string(d.limit));
   r.headers.emplace_back("X-RateLimit-Remaining", std::to_string(d.remaining));
   if (resets) r.headers.emplace_back("X-RateLimit-Reset", std::to_string(reset_s));
-  if (!d.allowed && d.retry_after != kNever && d.reason == DenyReason::kLimited) {
+  if (!d.allowed && d.retry_after != kNever && d.reason != DenyReason::kCostExceedsCapacity) {
     r.headers.emplace_back("Retry-After", std::to_string(ceil_to(d.retry_after, 1'000'000)));
   }
   if (!with_body) {
@@ -283,7 +353,8 @@ Response Api::decision_response(const Decision& d, const Policy& policy, int all
   } else {
     fmt::format_to(out, "{}", ceil_to(d.retry_after, 1000));
   }
-  fmt::format_to(out, R"(,"algorithm":"{}","degraded":false)", to_string(policy.algorithm()));
+  fmt::format_to(out, R"(,"algorithm":"{}","degraded":{})", to_string(policy.algorithm()),
+                 degraded);
   if (!d.allowed) fmt::format_to(out, R"(,"reason":"{}")", to_string(d.reason));
   if (policy.algorithm() == Algorithm::kLeakyBucket && d.allowed) {
     fmt::format_to(out, R"(,"delay_ms":{})", ceil_to(d.delay, 1000));

@@ -16,6 +16,8 @@
 // {"error": {"code", "message", "field"}}.
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -56,10 +58,44 @@ struct Response {
 
 struct ApiOptions {
   PolicyDefaults defaults;
+  // What a decision is when the store cannot make it, for requests whose rule names none.
+  FailureMode failure_mode = FailureMode::kFailOpen;
   // Named rules ({"rule": ...} and /v1/auth's key and policy); null: none configured. Borrowed.
   const rules::RuleStore* rules = nullptr;
   // /v1/auth: the header holding an API key; when present it is the key, else the client address.
   std::string api_key_header = "X-API-Key";
+};
+
+class Api;
+
+// Exchange: one request on its way through the Api. The transport owns it (one per connection,
+// reused from request to request) and learns the answer through respond(), which runs exactly once
+// per Api::handle(): inline, before handle() returns (routes that need no store, and the memory
+// store), or later on a store thread (the Redis store). The Api keeps the check's key, policy and
+// outcome here while the store works.
+class Exchange : private Completion {
+ public:
+  virtual void respond(Response response) = 0;
+
+ protected:
+  Exchange() = default;
+  virtual ~Exchange() = default;
+
+ private:
+  friend class Api;
+  void complete() override;
+
+  Api* api_ = nullptr;
+  std::string key_;
+  std::optional<Policy> policy_;
+  CheckOp op_;
+  Outcome outcome_;
+  FailureMode mode_ = FailureMode::kFailOpen;
+  int rule_slot_ = -1;
+  int allowed_status_ = 200;
+  int denied_status_ = 429;
+  bool with_body_ = true;
+  std::chrono::steady_clock::time_point started_;
 };
 
 class Api {
@@ -67,7 +103,11 @@ class Api {
   // `limiter`, `store` and `metrics` are borrowed and must outlive the Api. Thread-safe.
   Api(Limiter& limiter, MemoryStore& store, observe::Metrics& metrics, ApiOptions options);
 
-  // handle(): answers one request and counts its status in the metrics.
+  // handle(): answers one request through `exchange` (see Exchange) and counts its status in the
+  // metrics. `request` (and what it points to) must stay valid until respond() has run.
+  void handle(const Request& request, Exchange& exchange);
+
+  // handle(): the same, waiting for the answer (tests, tools). Do not call it on a store thread.
   Response handle(const Request& request);
 
   // record_status(): counts a response the transport produced itself (see error_response()).
@@ -80,11 +120,18 @@ class Api {
  private:
   enum class Shape { kCheck, kSeedCheck, kSeedRatelimit, kInspect };
 
-  Response route(const Request& request);
-  Response check(const Request& request, Shape shape);
-  Response auth(const Request& request);
+  friend class Exchange;
+
+  // route(), check(), auth(): an immediate answer, or nullopt once a check went to the store (the
+  // answer then comes through finish()).
+  std::optional<Response> route(const Request& request, Exchange& x);
+  std::optional<Response> check(const Request& request, Shape shape, Exchange& x);
+  std::optional<Response> auth(const Request& request, Exchange& x);
+  void start_check(Exchange& x);
+  void finish(Exchange& x);
+  Response ready() const;
   Response decision_response(const Decision& d, const Policy& policy, int allowed_status,
-                             int denied_status, bool with_body);
+                             int denied_status, bool with_body, bool degraded);
 
   Limiter& limiter_;
   MemoryStore& store_;

@@ -48,13 +48,44 @@ struct Worker {
   std::thread thread;
 };
 
+// Reply: the Api's answer to the session's current request. respond() may run inline (inside
+// Api::handle) or on a store thread; the session then waits on `wake`, which respond() cancels
+// from the worker's own thread (posted), so the coroutine resumes where it belongs.
+struct Reply final : Exchange {
+  static constexpr int kStarted = 0;
+  static constexpr int kDone = 1;
+  static constexpr int kWaiting = 2;
+
+  asio::io_context& io;
+  asio::steady_timer wake;
+  Response response;
+  std::atomic<int> state{kStarted};
+
+  explicit Reply(asio::io_context& ctx) : io(ctx), wake(ctx) {}
+
+  void respond(Response r) override {
+    response = std::move(r);
+    if (state.exchange(kDone, std::memory_order_acq_rel) == kWaiting) {
+      asio::post(io, [this] { wake.cancel(); });
+    }
+  }
+
+  // answer(): the response to the request just handed to Api::handle(), once there is one.
+  asio::awaitable<void> answer() {
+    if (state.exchange(kWaiting, std::memory_order_acq_rel) == kDone) co_return;
+    wake.expires_at(asio::steady_timer::time_point::max());
+    co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+};
+
 struct Session {
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
   std::string out;       // the response being written
   bool waiting = false;  // suspended in a read of the next request
+  Reply reply;
 
-  explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
+  Session(tcp::socket socket, asio::io_context& io) : stream(std::move(socket)), reply(io) {}
 };
 
 }  // namespace
@@ -171,7 +202,7 @@ struct HttpServer::Impl {
 
   asio::awaitable<void> serve(Worker& w, tcp::socket socket) {
     const std::string peer = peer_of(socket);
-    Session s(std::move(socket));
+    Session s(std::move(socket), w.io);
     w.sessions.insert(&s);
     for (;;) {
       bhttp::request_parser<bhttp::string_body> parser;
@@ -229,16 +260,18 @@ struct HttpServer::Impl {
       const Request request{std::string_view(method.data(), method.size()),
                             std::string_view(target.data(), target.size()), req.body(), peer,
                             headers};
-      Response response;
+      s.reply.state.store(Reply::kStarted, std::memory_order_relaxed);
       try {
-        response = api.handle(request);
+        api.handle(request, s.reply);
       } catch (const std::exception& e) {
         // A bug, not bad input (that is a 4xx from the Api): answer, keep serving.
-        response = Api::error_response({500, "internal", e.what(), ""});
+        s.reply.respond(Api::error_response({500, "internal", e.what(), ""}));
         api.record_status(500);
       }
+      co_await s.reply.answer();
       const bool keep_alive = req.keep_alive() && !stopping.load();
-      co_await write(s, response, req.version(), keep_alive, req.method() == bhttp::verb::head);
+      co_await write(s, s.reply.response, req.version(), keep_alive,
+                     req.method() == bhttp::verb::head);
       if (!keep_alive) break;
     }
     beast::error_code ignored;

@@ -121,18 +121,6 @@ EntryMap<SlidingLog>& MemoryStore::Shard::map_for<SlidingLog>() {
   return logs;
 }
 
-std::string_view to_string(StoreStatus status) {
-  switch (status) {
-    case StoreStatus::kOk:
-      return "ok";
-    case StoreStatus::kUnavailable:
-      return "unavailable";
-    case StoreStatus::kTimeout:
-      return "timeout";
-  }
-  return "unknown";
-}
-
 MemoryStore::MemoryStore(const Clock& clock, MemoryStoreOptions options)
     : clock_(clock),
       shard_mask_(std::bit_ceil(std::max<std::size_t>(1, options.shards)) - 1),
@@ -191,7 +179,8 @@ Decision MemoryStore::check(std::string_view key, const Policy& policy, std::uin
 void MemoryStore::check(std::span<const CheckOp> ops, std::span<Outcome> outcomes,
                         Completion& done) {
   for (std::size_t i = 0; i < ops.size(); ++i) {
-    outcomes[i] = {StoreStatus::kOk, check(ops[i].key, *ops[i].policy, ops[i].cost)};
+    outcomes[i] = {.status = StoreStatus::kOk,
+                   .decision = check(ops[i].key, *ops[i].policy, ops[i].cost)};
   }
   done.complete();
 }

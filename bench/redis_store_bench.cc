@@ -1,0 +1,164 @@
+// redis_store_bench: decisions per second of the Redis store with many checks in flight, side by
+// side with redis-benchmark running EVALSHA of the same script against the same Redis — the
+// ceiling a client can reach, since the script's run time in Redis is what both measure.
+//
+// Usage: redis_store_bench [seconds=5] [in_flight=512] [repetitions=3]
+// Starts its own redis-server on a free loopback port (testlib/redis_server.h) and stops it.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "floodgate/redis_store.h"
+#include "testlib/redis_server.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using floodgate::Policy;
+
+constexpr int kKeyspace = 100'000;
+
+// Slot: one check kept in flight; its completion counts it and sends the next.
+struct Slot final : floodgate::Completion {
+  floodgate::RedisStore* store = nullptr;
+  const Policy* policy = nullptr;
+  std::atomic<bool>* stop = nullptr;
+  std::atomic<std::uint64_t>* done = nullptr;
+  std::atomic<std::uint64_t>* failed = nullptr;
+  std::atomic<int>* idle = nullptr;
+  std::minstd_rand rng;
+  std::string key;
+  floodgate::CheckOp op;
+  floodgate::Outcome outcome;
+
+  void send() {
+    key = "bench:" + std::to_string(rng() % kKeyspace);
+    op = {key, policy, 1};
+    store->check({&op, 1}, {&outcome, 1}, *this);
+  }
+  void complete() override {
+    done->fetch_add(1, std::memory_order_relaxed);
+    if (outcome.status != floodgate::StoreStatus::kOk) {
+      failed->fetch_add(1, std::memory_order_relaxed);
+    }
+    if (stop->load(std::memory_order_relaxed)) {
+      idle->fetch_add(1);
+      return;
+    }
+    send();
+  }
+};
+
+double run_store(int port, int seconds, int in_flight, std::uint64_t& failures) {
+  floodgate::RedisOptions o;
+  o.port = static_cast<std::uint16_t>(port);
+  o.timeout = 1s;
+  o.max_in_flight = 1 << 20;
+  floodgate::RedisStore store(o);
+  if (!store.wait_connected(5s)) {
+    std::fprintf(stderr, "cannot connect to redis\n");
+    std::exit(1);
+  }
+  const Policy policy = Policy::fixed_window(1'000'000'000, std::chrono::minutes(1)).value();
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> done{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::atomic<int> idle{0};
+  std::vector<std::unique_ptr<Slot>> slots;
+  for (int i = 0; i < in_flight; ++i) {
+    auto s = std::make_unique<Slot>();
+    s->store = &store;
+    s->policy = &policy;
+    s->stop = &stop;
+    s->done = &done;
+    s->failed = &failed;
+    s->idle = &idle;
+    s->rng.seed(static_cast<unsigned>(i + 1));
+    slots.push_back(std::move(s));
+  }
+  for (auto& s : slots) s->send();
+  std::this_thread::sleep_for(500ms);  // warm up
+  const std::uint64_t start_count = done.load();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  const std::uint64_t end_count = done.load();
+  const auto t1 = std::chrono::steady_clock::now();
+  stop = true;
+  while (idle.load() < in_flight) std::this_thread::sleep_for(1ms);
+  failures = failed.load();
+  return static_cast<double>(end_count - start_count) /
+         std::chrono::duration<double>(t1 - t0).count();
+}
+
+double run_redis_benchmark(int port, int seconds, const std::string& sha) {
+  // -P 16 pipelined, -c 50 clients, random keys over the same keyspace.
+  const int requests = 150'000 * seconds;
+  const std::string cmd = "redis-benchmark -h 127.0.0.1 -p " + std::to_string(port) +
+                          " -c 50 -P 16 -q -r " + std::to_string(kKeyspace) + " -n " +
+                          std::to_string(requests) + " EVALSHA " + sha +
+                          " 1 'fg:fw:{bench:__rand_int__}' '' 1 1000000000 60000000 0 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return 0;
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  pclose(p);
+  // "EVALSHA ...: 123456.79 requests per second, p50=..." (the last such line)
+  const auto at = out.rfind(" requests per second");
+  if (at == std::string::npos) {
+    std::fprintf(stderr, "redis-benchmark said: %s\n", out.c_str());
+    return 0;
+  }
+  auto start = out.rfind(' ', at - 1);
+  return std::atof(out.substr(start + 1, at - start - 1).c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int seconds = argc > 1 ? std::atoi(argv[1]) : 5;
+  const int in_flight = argc > 2 ? std::atoi(argv[2]) : 512;
+  const int repetitions = argc > 3 ? std::atoi(argv[3]) : 3;
+  floodgate::testing::RedisServer redis;
+  std::printf("redis-server on 127.0.0.1:%d, %d s per run, %d in flight, %u cores\n", redis.port(),
+              seconds, in_flight, std::thread::hardware_concurrency());
+
+  // The production fixed_window script, as the store sends it with EVALSHA (loaded on connect).
+  const std::string sha = floodgate::RedisStore::script_sha(floodgate::Algorithm::kFixedWindow);
+  {
+    floodgate::RedisOptions o;
+    o.port = static_cast<std::uint16_t>(redis.port());
+    floodgate::RedisStore loader(o);
+    if (!loader.wait_connected(5s)) return 1;
+  }
+
+  std::vector<double> ours;
+  std::vector<double> theirs;
+  for (int r = 0; r < repetitions; ++r) {
+    std::uint64_t failures = 0;
+    const double store_rate = run_store(redis.port(), seconds, in_flight, failures);
+    const double bench_rate = run_redis_benchmark(redis.port(), seconds, sha);
+    std::printf(
+        "run %d: RedisStore %.0f checks/s (%llu failed), redis-benchmark EVALSHA %.0f/s, "
+        "ratio %.2f\n",
+        r + 1, store_rate, static_cast<unsigned long long>(failures), bench_rate,
+        bench_rate > 0 ? store_rate / bench_rate : 0.0);
+    std::fflush(stdout);
+    ours.push_back(store_rate);
+    theirs.push_back(bench_rate);
+  }
+  std::sort(ours.begin(), ours.end());
+  std::sort(theirs.begin(), theirs.end());
+  const double a = ours[ours.size() / 2];
+  const double b = theirs[theirs.size() / 2];
+  std::printf("median: RedisStore %.0f checks/s, redis-benchmark -c 50 -P 16 %.0f/s, ratio %.2f\n",
+              a, b, b > 0 ? a / b : 0.0);
+  return 0;
+}

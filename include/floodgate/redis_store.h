@@ -1,0 +1,102 @@
+// File: floodgate/redis_store.h
+//
+// RedisStore: the shared store. Every decision is one Lua script (one per algorithm, embedded in
+// the binary) run atomically by Redis at Redis' own time (TIME), so any number of floodgate
+// instances asking the same Redis agree exactly and never race.
+//
+// The client is asynchronous and multiplexed: a few connections, each with many requests in
+// flight; checks submitted while a write is on its way go out together in the next one
+// (pipelining). Scripts are called with EVALSHA and resent as EVAL when Redis answers NOSCRIPT
+// (after SCRIPT FLUSH or a restart). Each call has a deadline (`timeout`); connections that fail
+// are re-established with exponential backoff and jitter; a circuit breaker stops sending after
+// `breaker_failures` consecutive failures and lets one probe through every `breaker_cooldown`.
+// When the store cannot decide, an Outcome says so (kUnavailable, kTimeout) and the caller applies
+// its failure mode (Limiter::settle()).
+//
+// Keys: "fg:<algorithm>:{<key>}" — namespaced, hash-tagged (one decision, one cluster slot) and
+// bounded: a key longer than 128 bytes, or one holding a brace or starting with '#', is replaced
+// by "#" and the hex of its 128-bit XXH3 hash.
+//
+// Example:
+//   auto options = floodgate::parse_redis_url("redis://:secret@127.0.0.1:6379/0").value();
+//   floodgate::RedisStore store(options);
+//   floodgate::Limiter limiter(store);
+//   auto outcome = limiter.check("user:42", policy);  // blocks; fronts use check_async()
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "floodgate/clock.h"
+#include "floodgate/policy.h"
+#include "floodgate/store.h"
+
+namespace floodgate {
+namespace redis {
+struct StoreImpl;
+}  // namespace redis
+
+struct RedisOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  std::string username;  // an ACL user; empty: AUTH with the password alone
+  std::string password;  // empty: no AUTH
+  int db = 0;            // SELECT on connect when not 0
+  bool tls = false;      // rediss://
+  bool tls_verify = true;
+  std::string tls_ca_file;  // empty: the system's CA store
+
+  int pool_size = 2;                                // connections
+  std::chrono::milliseconds timeout{10};            // per call (STORE_TIMEOUT_MS)
+  std::chrono::milliseconds connect_timeout{1000};  // TCP connect + TLS + AUTH + script loading
+  std::chrono::milliseconds backoff_min{25};
+  std::chrono::milliseconds backoff_max{1000};
+  int breaker_failures = 5;
+  std::chrono::milliseconds breaker_cooldown{250};
+  std::size_t max_in_flight = 16384;  // per connection; beyond it checks fail fast
+
+  // Tests only: the scripts' time comes from this clock instead of Redis TIME (and the scripts
+  // are loaded in their test variant, which honours it). Never set in a service.
+  const Clock* test_clock = nullptr;
+
+  // Told about connection state changes and errors ("warn"/"info", message). Optional; called
+  // from the store's thread.
+  std::function<void(std::string_view level, std::string_view message)> log;
+};
+
+// parse_redis_url(): redis://[user:password@]host[:port][/db] and rediss:// (TLS). A password
+// alone may be given as "redis://:password@host". Errors name the field "REDIS_URL".
+Result<RedisOptions> parse_redis_url(std::string_view url);
+
+class RedisStore final : public Store {
+ public:
+  // Starts connecting at once, in the background; checks fail (kUnavailable) until connected.
+  explicit RedisStore(RedisOptions options);
+  // Fails whatever is still in flight and stops the store's thread.
+  ~RedisStore() override;
+  RedisStore(const RedisStore&) = delete;
+  RedisStore& operator=(const RedisStore&) = delete;
+
+  void check(std::span<const CheckOp> ops, std::span<Outcome> outcomes, Completion& done) override;
+  std::string_view name() const override { return "redis"; }
+  StoreHealth health() const override;
+  void append_metrics(std::string& out) const override;
+
+  // wait_connected(): whether at least one connection is ready within `limit` (startup, tests).
+  bool wait_connected(std::chrono::milliseconds limit) const;
+
+  // script_sha(): the SHA1 Redis knows the production script of `algorithm` by (EVALSHA).
+  static std::string script_sha(Algorithm algorithm);
+
+  // redis_key(): the Redis key a check of `key` under `algorithm` uses (see the file comment).
+  static std::string redis_key(Algorithm algorithm, std::string_view key);
+
+ private:
+  std::unique_ptr<redis::StoreImpl> impl_;
+};
+
+}  // namespace floodgate

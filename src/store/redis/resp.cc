@@ -1,0 +1,60 @@
+#include "store/redis/resp.h"
+
+#include <array>
+#include <new>
+#include <vector>
+
+namespace floodgate::redis {
+
+RespReader::RespReader() : reader_(redisReaderCreate()) {
+  if (reader_ == nullptr) throw std::bad_alloc();
+}
+
+RespReader::~RespReader() { redisReaderFree(reader_); }
+
+bool RespReader::feed(std::string_view bytes) {
+  if (failed_) return false;
+  if (redisReaderFeed(reader_, bytes.data(), bytes.size()) != REDIS_OK) failed_ = true;
+  return !failed_;
+}
+
+Reply RespReader::next() {
+  if (failed_) return nullptr;
+  void* reply = nullptr;
+  if (redisReaderGetReply(reader_, &reply) != REDIS_OK) {
+    failed_ = true;
+    return nullptr;
+  }
+  return Reply(static_cast<redisReply*>(reply));
+}
+
+std::string RespReader::error() const {
+  return failed_ ? std::string(reader_->errstr) : std::string();
+}
+
+void append_command(std::string& out, std::span<const std::string_view> args) {
+  constexpr std::size_t kInline = 16;
+  std::array<const char*, kInline> inline_argv{};
+  std::array<std::size_t, kInline> inline_lens{};
+  std::vector<const char*> heap_argv;
+  std::vector<std::size_t> heap_lens;
+  const char** argv = inline_argv.data();
+  std::size_t* lens = inline_lens.data();
+  if (args.size() > kInline) {
+    heap_argv.resize(args.size());
+    heap_lens.resize(args.size());
+    argv = heap_argv.data();
+    lens = heap_lens.data();
+  }
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    argv[i] = args[i].data();
+    lens[i] = args[i].size();
+  }
+  char* command = nullptr;
+  const int length = redisFormatCommandArgv(&command, static_cast<int>(args.size()), argv, lens);
+  if (length < 0 || command == nullptr) throw std::bad_alloc();
+  out.append(command, static_cast<std::size_t>(length));
+  redisFreeCommand(command);
+}
+
+}  // namespace floodgate::redis

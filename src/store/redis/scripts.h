@@ -1,0 +1,43 @@
+// File: store/redis/scripts.h
+//
+// The Redis Lua scripts, one per algorithm, that reproduce core::decide() exactly on a key held in
+// Redis. Their text is src/store/redis/scripts/*.lua, embedded at build time (embed.cmake), so the
+// binary carries the scripts it was tested with.
+//
+// Calling convention (EVALSHA sha key_count(algorithm) KEYS... ARGV...):
+//   KEYS[1]  the state key, namespaced and hash-tagged by the client ("fg:fw:{user:42}");
+//            sliding_window_log also takes KEYS[2] = KEYS[1] + ":m" (same hash tag, same slot)
+//   ARGV[1]  now in microseconds since the epoch, or "": honoured only by the test-time variant;
+//            otherwise the script reads Redis TIME
+//   ARGV[2]  cost (decimal integer >= 0)
+//   ARGV[3]  Policy::limit()
+//   ARGV[4]  debt algorithms: Policy::interval();  window algorithms: window in microseconds
+//   ARGV[5]  debt algorithms: Policy::ticks_per_us();  sliding_window_counter:
+//            Policy::weight_shift();  fixed_window, sliding_window_log: "0" (unused)
+// Reply: an array of 6 integers {allowed 1|0, reason 0 none|1 limited|2 cost_exceeds_capacity,
+// remaining, reset_after_us, retry_after_us, delay_us}, -1 standing for kNever. Decision::limit is
+// the policy's. Malformed arguments get an error reply starting "ERR floodgate: ".
+//
+// Keys: a fresh state is no key at all (the script deletes a key whose state became fresh). Every
+// key written expires at the millisecond its state becomes equivalent to a fresh one: SET ... PXAT
+// ceil((now + reset_after) / 1 ms), or PX 365 days (renewed on each use) for a bucket that never
+// refills. The test-time variant sets PX max(ceil(reset_after / 1 ms), 60 s) instead, so keys on
+// simulated time never expire on Redis' real clock in the middle of a test.
+// Values are little-endian binary (Lua struct.pack), the smallest exact form: see the .lua files.
+#pragma once
+
+#include <string_view>
+
+#include "floodgate/policy.h"
+
+namespace floodgate::redis {
+
+// script_text(): the whole Lua text for `algorithm`. With test_time = true the script honours the
+// explicit time in ARGV[1] (tests only); otherwise it always reads Redis TIME and ignores ARGV[1].
+// The two variants differ in their first line, so they have different SHA1s. Static storage.
+std::string_view script_text(Algorithm algorithm, bool test_time);
+
+// key_count(): how many KEYS the script takes: 2 for sliding_window_log, 1 for the others.
+int key_count(Algorithm algorithm);
+
+}  // namespace floodgate::redis

@@ -1,0 +1,133 @@
+-- File: store/redis/scripts/prelude.lua
+--
+-- The first chunk of every floodgate script: argument parsing, time, exact integer division,
+-- state packing, TTLs and the reply. embed.cmake builds each script as
+--
+--   local FG_TEST_TIME = true|false   -- one line; the two variants differ only here
+--   prelude.lua [debt_meter.lua] <algorithm>.lua
+--
+-- Contract (src/store/redis/scripts.h; the Redis client depends on it):
+--   KEYS[1]  the state key (namespaced and hash-tagged by the client)
+--   ARGV[1]  now in microseconds since the epoch, or "": honoured only when FG_TEST_TIME;
+--            otherwise now is Redis TIME
+--   ARGV[2]  cost (integer >= 0)      ARGV[3] limit (Policy::limit())
+--   ARGV[4]  ARGV[5]: the algorithm's parameters (see each algorithm's file)
+--   reply    {allowed 1|0, reason 0 none|1 limited|2 cost_exceeds_capacity, remaining,
+--             reset_after_us, retry_after_us, delay_us}, -1 standing for never
+--
+-- Exactness. Redis 7.0 runs Lua 5.1, whose only number is an IEEE double. The C++ algorithms
+-- (src/core/) keep every value below 2^53, so each step here is exact as long as
+--   - no number is formatted by tostring() or `..` (they use "%.14g" and drop digits of a
+--     microsecond timestamp): numbers go to Redis through fmt() or struct.pack only;
+--   - no division is a bare math.floor(a / b) (the quotient of two exact doubles is rounded and
+--     can land on the next integer): floor_div() and ceil_div() correct it.
+
+local NEVER = -1
+local REASON_NONE, REASON_LIMITED, REASON_COST_EXCEEDS_CAPACITY = 0, 1, 2
+-- Policy's kMaxLimit: counts are packed in 4 bytes.
+local MAX_LIMIT = 4294967295
+-- A bucket that never refills is never fresh again; its key is kept this long after its last use.
+local NEVER_TTL_MS = 365 * 24 * 3600 * 1000
+-- Test-time scripts run on simulated time while Redis expires keys on its own clock. A TTL is at
+-- least this long there, so no key expires in real time while a test is still simulating it.
+local TEST_TTL_FLOOR_MS = 60 * 1000
+
+local function fail(message)
+  error({err = "ERR floodgate: " .. message})
+end
+
+-- arg_integer(): ARGV[i] as a number; a decimal integer (>= 0 unless `signed`) or an error reply.
+local function arg_integer(i, name, signed)
+  local s = ARGV[i]
+  if type(s) ~= "string" or not string.find(s, signed and "^%-?%d+$" or "^%d+$") then
+    fail("ARGV[" .. i .. "] (" .. name .. ") must be a decimal integer")
+  end
+  return tonumber(s)
+end
+
+-- arg_positive(): as arg_integer(), at least 1 and at most `max`.
+local function arg_positive(i, name, max)
+  local n = arg_integer(i, name)
+  if n < 1 or n > max then
+    fail("ARGV[" .. i .. "] (" .. name .. ") is out of range")
+  end
+  return n
+end
+
+-- now_us(): Redis TIME in microseconds; a test-time script takes ARGV[1] instead when given.
+local function now_us()
+  if FG_TEST_TIME and ARGV[1] ~= nil and ARGV[1] ~= "" then
+    return arg_integer(1, "now", true)
+  end
+  local t = redis.call("TIME")
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- floor_div(): a / b rounded towards minus infinity, exact for |a| < 2^53, 0 < b < 2^53 (the
+-- rounded quotient is off by at most one; the products compared are exact or beyond 2^53 > |a|).
+local function floor_div(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then
+    q = q - 1
+  elseif (q + 1) * b <= a then
+    q = q + 1
+  end
+  return q
+end
+
+-- ceil_div(): a / b rounded up; core::ceil_div for a >= 0.
+local function ceil_div(a, b)
+  return -floor_div(-a, b)
+end
+
+-- multiple_of(): whether b divides a (C++ `a % b == 0`, whatever the sign of a).
+local function multiple_of(a, b)
+  return floor_div(a, b) * b == a
+end
+
+-- fmt(): an integral number as a decimal string, every digit kept.
+local function fmt(n)
+  return string.format("%.0f", n)
+end
+
+-- States are packed little-endian with struct.pack: "i7" holds a time in microseconds (+-1,142
+-- years), a debt in ticks (< 2^53) or a total; "I4" a count (<= MAX_LIMIT). Binary is the smallest
+-- exact form: in Redis 7.0's MEMORY USAGE a fixed_window key ("fg:fw:{user:12345}", 11 bytes of
+-- state) takes 88 bytes and a debt meter's (14 bytes) 104, where decimal text would take 104 and
+-- 120 (values up to 12 bytes share one allocation size, 13 to 28 the next).
+-- unpack_state(): the numbers in `value`, or nil when it is missing or not of `format`'s size.
+local function unpack_state(format, size, value)
+  if not value or #value ~= size then
+    return nil
+  end
+  return struct.unpack(format, value)
+end
+
+-- expiry(): the SET/PEXPIRE option and value that expire a key when its state becomes fresh,
+-- `reset_us` after `now`: PXAT the exact millisecond (rounded up), PX 365 days for never, and for
+-- test-time scripts PX of at least TEST_TTL_FLOOR_MS.
+local function expiry(now, reset_us)
+  if reset_us == NEVER then
+    return "PX", fmt(NEVER_TTL_MS)
+  end
+  if FG_TEST_TIME then
+    return "PX", fmt(math.max(ceil_div(reset_us, 1000), TEST_TTL_FLOOR_MS))
+  end
+  return "PXAT", fmt(ceil_div(now + reset_us, 1000))
+end
+
+-- store(): writes a state that is not fresh (with its TTL), or forgets a fresh one.
+local function store(key, existed, fresh, value, now, reset_us)
+  if fresh then
+    if existed then
+      redis.call("DEL", key)
+    end
+  else
+    local option, at = expiry(now, reset_us)
+    redis.call("SET", key, value, option, at)
+  end
+end
+
+local function reply(allowed, reason, remaining, reset_after, retry_after, delay)
+  return {allowed and 1 or 0, reason, remaining, reset_after, retry_after, delay}
+end

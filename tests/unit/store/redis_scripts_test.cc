@@ -1,0 +1,991 @@
+// File: unit/store/redis_scripts_test.cc
+//
+// The Redis Lua scripts (src/store/redis/scripts/*.lua) against core::decide(), on a real
+// redis-server (label: integration). Random policies and random (time, cost) sequences go to both,
+// and for every step
+//   - every field of the decision agrees (allowed, reason, remaining, reset_after, retry_after,
+//     delay);
+//   - the state the script leaves in Redis is the C++ state, and no key exists exactly when the
+//     C++ state is fresh;
+//   - every key expires once its state is fresh and not before.
+// The scripts under test are the test-time variants (time from ARGV[1]); the production variants
+// are checked to ignore ARGV[1] and read Redis TIME.
+//
+// Seeds are fixed per algorithm; FLOODGATE_TEST_SEED=<n> runs other sequences. A failure names the
+// seed, the policy and the step.
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <sys/time.h>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "core/debt_meter.h"
+#include "core/decide.h"
+#include "core/fixed_window.h"
+#include "core/sliding_window_counter.h"
+#include "core/sliding_window_log.h"
+#include "floodgate/decision.h"
+#include "floodgate/policy.h"
+#include "store/redis/scripts.h"
+#include "testlib/redis_server.h"
+
+namespace floodgate {
+namespace {
+
+using namespace std::chrono_literals;
+using Rng = std::mt19937_64;
+
+// The scripts' constants (prelude.lua).
+constexpr std::int64_t kTestTtlFloorMs = 60'000;
+constexpr std::int64_t kNeverTtlMs = std::int64_t{365} * 24 * 3600 * 1000;
+// A realistic time (2026) in microseconds: ~2^50.6, where a double's integers are still exact
+// and %.14g would already drop digits.
+constexpr std::int64_t kEpoch2026 = 1'780'000'000'000'000;
+// Simulated time stays below this (still far below 2^53).
+constexpr std::int64_t kLatestTestTime = 4'000'000'000'000'000;
+
+constexpr Algorithm kAlgorithms[] = {
+    Algorithm::kTokenBucket,      Algorithm::kGcra,
+    Algorithm::kLeakyBucket,      Algorithm::kFixedWindow,
+    Algorithm::kSlidingWindowLog, Algorithm::kSlidingWindowCounter,
+};
+
+// The client's key names (RedisStore::redis_key): "fg:<short name>:{<key>}".
+std::string short_name(Algorithm algorithm) {
+  switch (algorithm) {
+    case Algorithm::kTokenBucket:
+      return "tb";
+    case Algorithm::kGcra:
+      return "gcra";
+    case Algorithm::kLeakyBucket:
+      return "lb";
+    case Algorithm::kFixedWindow:
+      return "fw";
+    case Algorithm::kSlidingWindowLog:
+      return "swl";
+    case Algorithm::kSlidingWindowCounter:
+      return "swc";
+  }
+  return "?";
+}
+
+bool is_debt_meter(Algorithm a) {
+  return a == Algorithm::kTokenBucket || a == Algorithm::kGcra || a == Algorithm::kLeakyBucket;
+}
+
+std::int64_t now_wall_us() {
+  return std::chrono::duration_cast<Micros>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return a / b + (a % b != 0 ? 1 : 0); }
+
+// ---------------------------------------------------------------------------------------------
+// A blocking hiredis connection; append() + read() pipeline.
+
+struct FreeReply {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, FreeReply>;
+
+class RedisClient {
+ public:
+  explicit RedisClient(int port) : context_(redisConnect("127.0.0.1", port)) {
+    if (!context_ || context_->err != 0) {
+      throw std::runtime_error("cannot connect to redis on port " + std::to_string(port));
+    }
+  }
+
+  void append(const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lengths.push_back(a.size());
+    }
+    if (redisAppendCommandArgv(context_.get(), static_cast<int>(args.size()), argv.data(),
+                               lengths.data()) != REDIS_OK) {
+      throw std::runtime_error("redisAppendCommandArgv failed");
+    }
+  }
+  Reply read() {
+    void* reply = nullptr;
+    if (redisGetReply(context_.get(), &reply) != REDIS_OK || reply == nullptr) {
+      throw std::runtime_error(std::string("redis connection failed: ") + context_->errstr);
+    }
+    return Reply(static_cast<redisReply*>(reply));
+  }
+  Reply command(const std::vector<std::string>& args) {
+    append(args);
+    return read();
+  }
+  std::int64_t integer(const std::vector<std::string>& args) {
+    Reply r = command(args);
+    if (r->type != REDIS_REPLY_INTEGER) throw std::runtime_error("not an integer: " + args[0]);
+    return r->integer;
+  }
+  std::string load(std::string_view script) {
+    Reply r = command({"SCRIPT", "LOAD", std::string(script)});
+    if (r->type != REDIS_REPLY_STRING) {
+      throw std::runtime_error(std::string("SCRIPT LOAD failed: ") +
+                               (r->type == REDIS_REPLY_ERROR ? r->str : "?"));
+    }
+    return std::string(r->str, r->len);
+  }
+
+ private:
+  struct FreeContext {
+    void operator()(redisContext* c) const { redisFree(c); }
+  };
+  std::unique_ptr<redisContext, FreeContext> context_;
+};
+
+// One redis-server for the whole binary, killed by PID at exit.
+testing::RedisServer& shared_server() {
+  static testing::RedisServer server;
+  return server;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calling the scripts, and reading decisions and states as comparable text.
+
+std::vector<std::string> eval_command(const std::string& sha, const Policy& policy,
+                                      const std::string& key, const std::string& now,
+                                      std::uint64_t cost) {
+  const Algorithm a = policy.algorithm();
+  std::vector<std::string> args = {"EVALSHA", sha, std::to_string(redis::key_count(a)), key};
+  if (redis::key_count(a) == 2) args.push_back(key + ":m");
+  args.push_back(now);
+  args.push_back(std::to_string(cost));
+  args.push_back(std::to_string(policy.limit()));
+  if (is_debt_meter(a)) {
+    args.push_back(std::to_string(policy.interval()));
+    args.push_back(std::to_string(policy.ticks_per_us()));
+  } else {
+    args.push_back(std::to_string(policy.window().count()));
+    args.push_back(a == Algorithm::kSlidingWindowCounter ? std::to_string(policy.weight_shift())
+                                                         : "0");
+  }
+  return args;
+}
+
+std::string duration_text(Micros d) { return d == kNever ? "never" : std::to_string(d.count()); }
+
+std::string describe(const Decision& d) {
+  const std::string_view reason = to_string(d.reason);
+  return std::string(d.allowed ? "allowed" : "denied") +
+         " reason=" + std::string(reason.empty() ? "none" : reason) +
+         " remaining=" + std::to_string(d.remaining) +
+         " reset_after=" + duration_text(d.reset_after) +
+         " retry_after=" + duration_text(d.retry_after) + " delay=" + duration_text(d.delay);
+}
+
+// decision_from(): a script's reply as a Decision (nullopt and `error` set if malformed).
+std::optional<Decision> decision_from(const redisReply* r, const Policy& policy,
+                                      std::string& error) {
+  if (r->type == REDIS_REPLY_ERROR) {
+    error = std::string("error reply: ") + r->str;
+    return std::nullopt;
+  }
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
+    error = "not an array of 6";
+    return std::nullopt;
+  }
+  for (std::size_t i = 0; i < 6; ++i) {
+    if (r->element[i]->type != REDIS_REPLY_INTEGER) {
+      error = "element " + std::to_string(i) + " is not an integer";
+      return std::nullopt;
+    }
+  }
+  auto at = [&](std::size_t i) { return r->element[i]->integer; };
+  auto micros = [](long long v) { return v == -1 ? kNever : Micros{v}; };
+  Decision d;
+  d.allowed = at(0) == 1;
+  d.reason = static_cast<DenyReason>(at(1));
+  d.limit = policy.limit();
+  d.remaining = static_cast<std::uint64_t>(at(2));
+  d.reset_after = micros(at(3));
+  d.retry_after = micros(at(4));
+  d.delay = micros(at(5));
+  return d;
+}
+
+std::string describe_reply(const redisReply* r, const Policy& policy) {
+  std::string error;
+  const auto d = decision_from(r, policy, error);
+  return d ? describe(*d) : error;
+}
+
+// The C++ decision as the script should return it. `remaining` is an unsigned `limit - count` in
+// core's fixed_window and sliding_window_log, which wraps when a count carried over from a policy
+// with a higher limit (a rule changed on reload) exceeds this limit; the scripts report 0 there.
+std::string expected_text(Decision d) {
+  if (d.remaining > d.limit) d.remaining = 0;
+  return describe(d);
+}
+
+// Little-endian fields as Lua's struct.pack writes them ("<i7", "<I4").
+std::int64_t field(std::string_view bytes, std::size_t at, std::size_t size, bool is_signed) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < size; ++i) {
+    v |= std::uint64_t{static_cast<unsigned char>(bytes[at + i])} << (8 * i);
+  }
+  if (is_signed && size < 8 && ((v >> (8 * size - 1)) & 1) != 0)
+    v |= ~std::uint64_t{0} << (8 * size);
+  return static_cast<std::int64_t>(v);
+}
+
+// The C++ state of a compact algorithm, in the words the stored state is described with.
+std::string describe_state(Algorithm a, const core::CompactState& s) {
+  if (s.is_fresh()) return "absent";
+  if (is_debt_meter(a)) {
+    const auto t = std::bit_cast<core::DebtState>(s);
+    return "debt=" + std::to_string(t.debt) + " stamp=" + std::to_string(t.stamp_us);
+  }
+  if (a == Algorithm::kFixedWindow) {
+    const auto t = std::bit_cast<core::FixedWindowState>(s);
+    return "start=" + std::to_string(t.start_us) + " count=" + std::to_string(t.count);
+  }
+  const auto t = std::bit_cast<core::SlidingCounterState>(s);
+  return "start=" + std::to_string(t.start_us) + " current=" + std::to_string(t.current) +
+         " previous=" + std::to_string(t.previous);
+}
+
+// The script's key (GET reply) described like describe_state().
+std::string describe_stored(Algorithm a, const redisReply* r) {
+  if (r->type == REDIS_REPLY_NIL) return "absent";
+  if (r->type != REDIS_REPLY_STRING) return "not a string";
+  const std::string_view v(r->str, r->len);
+  if (is_debt_meter(a)) {
+    if (v.size() != 14) return "malformed: " + std::to_string(v.size()) + " bytes";
+    return "debt=" + std::to_string(field(v, 0, 7, true)) +
+           " stamp=" + std::to_string(field(v, 7, 7, true));
+  }
+  if (a == Algorithm::kFixedWindow) {
+    if (v.size() != 11) return "malformed: " + std::to_string(v.size()) + " bytes";
+    return "start=" + std::to_string(field(v, 0, 7, true)) +
+           " count=" + std::to_string(field(v, 7, 4, false));
+  }
+  if (v.size() != 15) return "malformed: " + std::to_string(v.size()) + " bytes";
+  return "start=" + std::to_string(field(v, 0, 7, true)) +
+         " current=" + std::to_string(field(v, 7, 4, false)) +
+         " previous=" + std::to_string(field(v, 11, 4, false));
+}
+
+std::string describe_log(const core::SlidingLog& log) {
+  if (log.empty()) return "absent";
+  std::string out = "total=" + std::to_string(log.total()) + " entries=";
+  for (const auto& e : log.entries()) {
+    out += std::to_string(e.at_us) + "x" + std::to_string(e.count) + " ";
+  }
+  return out;
+}
+
+// The script's log: GET of the meta key and ZRANGE 0 -1 WITHSCORES of the sorted set.
+std::string describe_stored_log(const redisReply* meta, const redisReply* entries) {
+  if (meta->type == REDIS_REPLY_NIL) {
+    return entries->type == REDIS_REPLY_ARRAY && entries->elements == 0 ? "absent"
+                                                                        : "entries without meta";
+  }
+  if (meta->type != REDIS_REPLY_STRING || meta->len != 14) return "malformed meta";
+  std::string out =
+      "total=" + std::to_string(field(std::string_view(meta->str, meta->len), 0, 7, true)) +
+      " entries=";
+  for (std::size_t i = 0; i + 1 < entries->elements; i += 2) {
+    const std::string_view member(entries->element[i]->str, entries->element[i]->len);
+    const std::string score(entries->element[i + 1]->str, entries->element[i + 1]->len);
+    if (member.size() != 11) return "malformed entry";
+    const std::int64_t at = field(member, 0, 7, true);
+    if (std::to_string(at) != score) return "entry " + std::to_string(at) + " scored " + score;
+    out += std::to_string(at) + "x" + std::to_string(field(member, 7, 4, false)) + " ";
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random policies and sequences.
+
+std::int64_t pick(Rng& rng, std::int64_t lo, std::int64_t hi) {
+  return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
+}
+
+double log_uniform(Rng& rng, double lo, double hi) {
+  return std::exp(std::uniform_real_distribution<double>(std::log(lo), std::log(hi))(rng));
+}
+
+Micros random_window(Rng& rng) {
+  switch (pick(rng, 0, 9)) {
+    case 0:
+      return 1ms;
+    case 1:
+      return Micros{pick(rng, 1'000, 50'000)};
+    case 2:
+      return 1s;
+    case 3:
+      return Micros{pick(rng, 100'000, 120'000'000)};
+    case 4:
+      return 1h;
+    case 5:
+      return 24h;
+    case 6:  // above 2^37 us: weight_shift > 0
+      return Micros{pick(rng, std::int64_t{1} << 37, kMaxWindow.count())};
+    case 7:
+      return kMaxWindow;
+    case 8:
+      return Micros{static_cast<std::int64_t>(log_uniform(rng, 1e3, 3.1536e13))};
+    default:
+      return 60s;
+  }
+}
+
+std::int64_t random_limit(Rng& rng, std::int64_t max) {
+  switch (pick(rng, 0, 7)) {
+    case 0:
+      return 1;
+    case 1:
+      return std::min<std::int64_t>(max, pick(rng, 2, 10));
+    case 2:
+    case 3:
+      return std::min<std::int64_t>(max, pick(rng, 1, 100));
+    case 4:
+      return std::min<std::int64_t>(max, pick(rng, 1, 10'000));
+    case 5:
+      return max;
+    case 6:
+      return pick(rng, 1, max);
+    default:
+      return std::clamp<std::int64_t>(
+          static_cast<std::int64_t>(log_uniform(rng, 1, static_cast<double>(max))), 1, max);
+  }
+}
+
+double random_rate(Rng& rng) {  // per second, > 0
+  switch (pick(rng, 0, 6)) {
+    case 0:
+      return 0.5;
+    case 1:
+      return 1000;
+    case 2:
+      return static_cast<double>(pick(rng, 1, 100));
+    case 3:
+      return log_uniform(rng, 1e-3, 10);
+    case 4:
+      return log_uniform(rng, 1, 1e6);
+    case 5:
+      return log_uniform(rng, 1e6, kMaxRate);
+    default:
+      return kMaxRate;
+  }
+}
+
+Policy random_policy(Algorithm a, Rng& rng) {
+  const auto max = static_cast<std::int64_t>(kMaxLimit);
+  for (;;) {  // a rate too slow for its capacity is refused: draw again
+    Result<Policy> p = Policy::token_bucket(1, 1);
+    switch (a) {
+      case Algorithm::kTokenBucket:
+        p = Policy::token_bucket(random_limit(rng, max),
+                                 pick(rng, 0, 9) == 0 ? 0.0 : random_rate(rng));
+        break;
+      case Algorithm::kGcra:
+        p = Policy::gcra(random_limit(rng, max), random_window(rng),
+                         pick(rng, 0, 1) == 0
+                             ? std::nullopt
+                             : std::optional<std::int64_t>(random_limit(rng, max)));
+        break;
+      case Algorithm::kLeakyBucket:
+        p = Policy::leaky_bucket(random_limit(rng, max), random_rate(rng));
+        break;
+      case Algorithm::kFixedWindow:
+        p = Policy::fixed_window(random_limit(rng, max), random_window(rng));
+        break;
+      case Algorithm::kSlidingWindowLog:
+        // Half of them above 128 entries' worth, where Redis turns a listpack into a skiplist.
+        p = Policy::sliding_window_log(
+            pick(rng, 0, 1) == 0 ? random_limit(rng, 300) : pick(rng, 129, 300),
+            random_window(rng));
+        break;
+      case Algorithm::kSlidingWindowCounter:
+        p = Policy::sliding_window_counter(random_limit(rng, max), random_window(rng));
+        break;
+    }
+    if (p) return *p;
+  }
+}
+
+// The time scale of a policy: its window, or the time an empty bucket takes to refill.
+std::int64_t span_of(const Policy& p) {
+  const std::int64_t w = p.window().count();
+  return w > 0 ? w : 1'000'000;  // a bucket that never refills: any scale
+}
+
+// next_time(): with `trickle`, mostly steps of about the time one unit takes to come back.
+std::int64_t next_time(Rng& rng, const Policy& p, std::int64_t now, std::int64_t& latest,
+                       bool trickle = false) {
+  const std::int64_t span = span_of(p);
+  const std::int64_t unit = std::max<std::int64_t>(1, span / static_cast<std::int64_t>(p.limit()));
+  if (trickle && pick(rng, 0, 39) != 0) {
+    now += pick(rng, 1, unit);
+    latest = std::max(latest, now);
+    return now;
+  }
+  switch (pick(rng, 0, 19)) {
+    case 0:
+    case 1:
+    case 2:
+      break;  // the same microsecond
+    case 3:
+    case 4:
+    case 5:
+    case 6:
+    case 7:
+      now += pick(rng, 1, 2 * unit);  // a few units refill
+      break;
+    case 8:
+    case 9:
+    case 10:
+      now += pick(rng, 1, 2'000);
+      break;
+    case 11:
+    case 12:
+    case 13:
+    case 14:
+      now += pick(rng, 1, span / 4 + 1);
+      break;
+    case 15:
+      now += pick(rng, span / 2, span + span / 2);
+      break;
+    case 16:  // around the next window boundary
+      now = (now / span + 1) * span + pick(rng, -1, 1);
+      break;
+    case 17:
+      now += pick(rng, span, 3 * span);  // windows roll, buckets refill
+      break;
+    case 18:
+      now -= pick(rng, 1, span / 2 + 1);  // the clock steps back
+      break;
+    default:
+      now -= pick(rng, 1, 2 * unit);
+      break;
+  }
+  if (now < latest - span) now = latest;  // keep lags bounded, as the model test does
+  if (now > kLatestTestTime) now = latest;
+  latest = std::max(latest, now);
+  return now;
+}
+
+// next_cost(): with `trickle`, mostly single units, so that logs fill up entry by entry.
+std::uint64_t next_cost(Rng& rng, const Policy& p, bool trickle = false) {
+  const auto limit = static_cast<std::int64_t>(p.limit());
+  if (trickle && pick(rng, 0, 39) != 0)
+    return static_cast<std::uint64_t>(pick(rng, 0, 9) == 0 ? 0 : 1);
+  switch (pick(rng, 0, 19)) {
+    case 0:
+    case 1:
+      return 0;  // a peek
+    case 9:
+      return p.limit();
+    case 10:
+      return p.limit() + 1;
+    case 11:
+    case 12:
+    case 13:
+    case 14:
+    case 15:
+      return static_cast<std::uint64_t>(pick(rng, 0, limit + 1));
+    case 16:
+      return static_cast<std::uint64_t>(pick(rng, 1, std::max<std::int64_t>(1, limit / 8)));
+    case 17: {
+      constexpr std::uint64_t kHuge[] = {std::uint64_t{1} << 40, (std::uint64_t{1} << 53) + 1,
+                                         ~std::uint64_t{0}};
+      return kHuge[pick(rng, 0, 2)];
+    }
+    case 18:
+    case 19:
+      return static_cast<std::uint64_t>(pick(rng, 1, 3));
+    default:
+      return 1;
+  }
+}
+
+std::uint64_t seed_for(Algorithm a, std::uint64_t salt) {
+  std::uint64_t base = 20'250'101;
+  if (const char* env = std::getenv("FLOODGATE_TEST_SEED"); env != nullptr && *env != '\0') {
+    base = std::strtoull(env, nullptr, 10);
+  }
+  return base * 1'000'003 + static_cast<std::uint64_t>(a) * 7919 + salt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The differential driver: one key per policy, a sequence of steps pipelined to Redis, then each
+// reply compared with what core::decide() said at that step.
+
+struct Checks {
+  int policies = 0;
+  int steps = 0;
+  bool state = false;  // the stored state equals the C++ state
+  bool ttl = false;    // PTTL of the key(s)
+};
+
+// The keys' expected PTTL in test-time mode, or -2 (no key) when the state is fresh.
+std::int64_t expected_ttl_ms(bool fresh, Micros reset_after) {
+  if (fresh) return -2;
+  if (reset_after == kNever) return kNeverTtlMs;
+  return std::max(ceil_div(reset_after.count(), 1000), kTestTtlFloorMs);
+}
+
+struct Step {
+  std::int64_t now = 0;
+  std::uint64_t cost = 0;
+  Policy policy;
+  std::string decision;
+  std::string state;
+  std::int64_t ttl_ms = 0;
+};
+
+// What a run exercised, printed so a reader sees the sequences reach every branch.
+struct Coverage {
+  int allowed = 0, limited = 0, never_passes = 0, behind = 0, reloads = 0, carried_over = 0;
+  std::size_t longest_log = 0;
+};
+
+void run_differential(Algorithm algorithm, std::uint64_t seed, const Checks& checks) {
+  Coverage seen;
+  RedisClient redis(shared_server().port());
+  const std::string sha = redis.load(redis::script_text(algorithm, /*test_time=*/true));
+  const bool is_log = algorithm == Algorithm::kSlidingWindowLog;
+  Rng rng(seed);
+  // Real time the scripts' keys may age during one policy's pipeline before PTTL is read.
+  constexpr std::int64_t kTtlSlackMs = 2'000;
+
+  // Logs get longer sequences (fewer of them), to grow long.
+  const int policies = is_log ? checks.policies / 2 : checks.policies;
+  const int steps_per_policy = is_log ? checks.steps * 2 : checks.steps;
+  for (int n = 0; n < policies; ++n) {
+    Policy policy = random_policy(algorithm, rng);
+    const std::string key = "fg:" + short_name(algorithm) + ":{diff:" + std::to_string(seed) + ":" +
+                            std::to_string(n) + "}";
+    core::CompactState compact;
+    core::SlidingLog log;
+    std::int64_t now = kEpoch2026 + pick(rng, 0, std::int64_t{400} * 24 * 3600 * 1'000'000);
+    std::int64_t latest = now;
+    const bool trickle = pick(rng, 0, 2) == 0;
+
+    std::vector<Step> steps;
+    steps.reserve(static_cast<std::size_t>(steps_per_policy));
+    for (int i = 0; i < steps_per_policy; ++i) {
+      if (!trickle && pick(rng, 0, 39) == 0) {  // a rule reloaded: the key keeps its state
+        policy = random_policy(algorithm, rng);
+        ++seen.reloads;
+      }
+      Step s{next_time(rng, policy, now, latest, trickle), 0, policy, "", "", 0};
+      now = s.now;
+      seen.behind += now < latest ? 1 : 0;
+      s.cost = next_cost(rng, policy, trickle);
+      const Decision d = is_log ? core::decide(policy, log, Micros{now}, s.cost)
+                                : core::decide(policy, compact, Micros{now}, s.cost);
+      s.decision = expected_text(d);
+      seen.allowed += d.allowed ? 1 : 0;
+      seen.limited += d.reason == DenyReason::kLimited ? 1 : 0;
+      seen.never_passes += d.retry_after == kNever ? 1 : 0;
+      seen.carried_over += d.remaining > d.limit ? 1 : 0;
+      seen.longest_log = std::max(seen.longest_log, log.entry_count());
+      const bool fresh = is_log ? log.empty() : compact.is_fresh();
+      s.state = is_log ? describe_log(log) : describe_state(algorithm, compact);
+      s.ttl_ms = expected_ttl_ms(fresh, d.reset_after);
+
+      redis.append(eval_command(sha, policy, key, std::to_string(now), s.cost));
+      if (checks.state) {
+        if (is_log) {
+          redis.append({"GET", key + ":m"});
+          redis.append({"ZRANGE", key, "0", "-1", "WITHSCORES"});
+        } else {
+          redis.append({"GET", key});
+        }
+      }
+      if (checks.ttl) {
+        redis.append({"PTTL", key});
+        if (is_log) redis.append({"PTTL", key + ":m"});
+      }
+      steps.push_back(std::move(s));
+    }
+
+    bool failed = false;
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      const Step& s = steps[i];
+      const Reply decision = redis.read();
+      Reply meta, entries, state;
+      std::vector<std::int64_t> ttls;
+      if (checks.state) {
+        if (is_log) {
+          meta = redis.read();
+          entries = redis.read();
+        } else {
+          state = redis.read();
+        }
+      }
+      if (checks.ttl) {
+        for (int k = 0; k < (is_log ? 2 : 1); ++k) ttls.push_back(redis.read()->integer);
+      }
+      if (failed) continue;  // drain the pipeline; one report per policy is enough
+
+      SCOPED_TRACE(::testing::Message()
+                   << "seed " << seed << " policy #" << n << " " << s.policy << " step " << i
+                   << " now " << s.now << " cost " << s.cost << " key " << key);
+      const std::string got = describe_reply(decision.get(), s.policy);
+      EXPECT_EQ(got, s.decision);
+      failed = got != s.decision;
+      if (checks.state) {
+        const std::string stored = is_log ? describe_stored_log(meta.get(), entries.get())
+                                          : describe_stored(algorithm, state.get());
+        EXPECT_EQ(stored, s.state);
+        failed = failed || stored != s.state;
+      }
+      for (const std::int64_t ttl : ttls) {
+        if (s.ttl_ms == -2) {
+          EXPECT_EQ(ttl, -2) << "the state is fresh: no key";
+          failed = failed || ttl != -2;
+        } else {
+          EXPECT_LE(ttl, s.ttl_ms);
+          EXPECT_GT(ttl, s.ttl_ms - kTtlSlackMs);
+          failed = failed || ttl > s.ttl_ms || ttl <= s.ttl_ms - kTtlSlackMs;
+        }
+      }
+    }
+    redis.command({"DEL", key, key + ":m"});
+    if (::testing::Test::HasFailure()) return;
+  }
+  std::cout << "[ coverage ] " << to_string(algorithm) << ": " << policies * steps_per_policy
+            << " steps, " << seen.allowed << " allowed, " << seen.limited << " limited, "
+            << seen.never_passes << " never pass, " << seen.behind
+            << " behind the key's latest time, " << seen.reloads << " policy reloads ("
+            << seen.carried_over << " over the new limit)";
+  if (algorithm == Algorithm::kSlidingWindowLog) std::cout << ", longest log " << seen.longest_log;
+  std::cout << "\n";
+}
+
+std::string algorithm_name(const ::testing::TestParamInfo<Algorithm>& info) {
+  return std::string(to_string(info.param));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class ScriptsMatchCore : public ::testing::TestWithParam<Algorithm> {};
+
+TEST_P(ScriptsMatchCore, DecisionsAndStatesOverRandomPoliciesAndSequences) {
+  run_differential(GetParam(), seed_for(GetParam(), 1),
+                   Checks{.policies = 250, .steps = 160, .state = true, .ttl = false});
+}
+
+// Test-time scripts set PX max(ceil(reset_after in ms), 60 s) (365 days for never), so that
+// simulated time never outruns a key's real expiry; production scripts expire at the exact
+// millisecond (ProductionScripts below).
+TEST_P(ScriptsMatchCore, KeysExistOnlyWhileTheStateIsNotFreshAndExpireWithIt) {
+  run_differential(GetParam(), seed_for(GetParam(), 2),
+                   Checks{.policies = 40, .steps = 150, .state = false, .ttl = true});
+}
+
+INSTANTIATE_TEST_SUITE_P(AllAlgorithms, ScriptsMatchCore, ::testing::ValuesIn(kAlgorithms),
+                         algorithm_name);
+
+// ---------------------------------------------------------------------------------------------
+// The production variants: Redis TIME, whatever ARGV[1] says.
+
+// A policy whose key lives about an hour after one request of cost 1.
+Policy hour_policy(Algorithm a) {
+  switch (a) {
+    case Algorithm::kTokenBucket:
+      return Policy::token_bucket(10, 10.0 / 3600).value();
+    case Algorithm::kGcra:
+      return Policy::gcra(10, 1h).value();
+    case Algorithm::kLeakyBucket:
+      return Policy::leaky_bucket(10, 10.0 / 3600).value();
+    case Algorithm::kFixedWindow:
+      return Policy::fixed_window(10, 1h).value();
+    case Algorithm::kSlidingWindowLog:
+      return Policy::sliding_window_log(10, 1h).value();
+    case Algorithm::kSlidingWindowCounter:
+      return Policy::sliding_window_counter(10, 1h).value();
+  }
+  return Policy::token_bucket(1, 1).value();
+}
+
+// The time the script decided at, read back from the state it stored (nullopt when the state
+// does not hold it exactly: the sliding counter keeps only its window's start).
+std::optional<std::int64_t> decided_at(RedisClient& redis, Algorithm a, const std::string& key,
+                                       const Decision& d, std::int64_t window_us) {
+  if (a == Algorithm::kSlidingWindowLog) {
+    const Reply meta = redis.command({"GET", key + ":m"});
+    if (meta->type != REDIS_REPLY_STRING || meta->len != 14) return std::nullopt;
+    return field(std::string_view(meta->str, meta->len), 7, 7, true);  // latest
+  }
+  const Reply r = redis.command({"GET", key});
+  if (r->type != REDIS_REPLY_STRING) return std::nullopt;
+  const std::string_view v(r->str, r->len);
+  if (is_debt_meter(a)) return field(v, 7, 7, true);  // stamp
+  if (a == Algorithm::kFixedWindow) {                 // reset_after = start + window - now
+    return field(v, 0, 7, true) + window_us - d.reset_after.count();
+  }
+  return std::nullopt;
+}
+
+class ProductionScripts : public ::testing::TestWithParam<Algorithm> {};
+
+TEST_P(ProductionScripts, IgnoreTheExplicitTimeAndReadRedisTime) {
+  const Algorithm a = GetParam();
+  const Policy policy = hour_policy(a);
+  RedisClient redis(shared_server().port());
+  const std::string production = redis.load(redis::script_text(a, /*test_time=*/false));
+  const std::string test_time = redis.load(redis::script_text(a, /*test_time=*/true));
+  ASSERT_NE(production, test_time);
+  const std::string key = "fg:" + short_name(a) + ":{production-time}";
+  const std::string future =
+      std::to_string(now_wall_us() + std::int64_t{10} * 365 * 86'400'000'000);
+
+  for (const std::string& now_arg : {future, std::string()}) {
+    SCOPED_TRACE("ARGV[1] = \"" + now_arg + "\"");
+    redis.command({"DEL", key, key + ":m"});
+    const std::int64_t before = now_wall_us();
+    const Reply reply = redis.command(eval_command(production, policy, key, now_arg, 1));
+    const std::int64_t after = now_wall_us();
+    std::string error;
+    const auto d = decision_from(reply.get(), policy, error);
+    ASSERT_TRUE(d) << error;
+    EXPECT_TRUE(d->allowed);
+    // About an hour from now, as seen from now: not from ten years ahead.
+    EXPECT_GT(d->reset_after, 0us);
+    EXPECT_LE(d->reset_after, 2 * policy.window());  // the sliding counter: two windows
+    const std::int64_t expires_ms = redis.integer({"PEXPIRETIME", key});
+    EXPECT_GE(expires_ms, before / 1000 + d->reset_after.count() / 1000);
+    EXPECT_LE(expires_ms, ceil_div(after + d->reset_after.count(), 1000));
+    if (const auto at = decided_at(redis, a, key, *d, policy.window().count())) {
+      EXPECT_GE(*at, before);
+      EXPECT_LE(*at, after);
+    }
+  }
+
+  // The test-time variant does take the explicit time.
+  redis.command({"DEL", key, key + ":m"});
+  const Reply reply = redis.command(eval_command(test_time, policy, key, future, 1));
+  std::string error;
+  const auto d = decision_from(reply.get(), policy, error);
+  ASSERT_TRUE(d) << error;
+  if (const auto at = decided_at(redis, a, key, *d, policy.window().count())) {
+    EXPECT_EQ(*at, std::stoll(future));
+  }
+  redis.command({"DEL", key, key + ":m"});
+}
+
+// Production keys expire at the millisecond their state becomes fresh (PXAT ceil((now +
+// reset_after) / 1 ms)), for every decision of a random sequence on Redis' own clock.
+TEST_P(ProductionScripts, KeysExpireAtTheMillisecondTheStateBecomesFresh) {
+  const Algorithm a = GetParam();
+  RedisClient redis(shared_server().port());
+  const std::string sha = redis.load(redis::script_text(a, /*test_time=*/false));
+  Rng rng(seed_for(a, 3));
+  for (int n = 0; n < 30; ++n) {
+    const Policy policy = random_policy(a, rng);
+    const std::string key = "fg:" + short_name(a) + ":{production-ttl:" + std::to_string(n) + "}";
+    for (int i = 0; i < 20; ++i) {
+      const std::uint64_t cost = next_cost(rng, policy);
+      SCOPED_TRACE(::testing::Message() << policy << " call " << i << " cost " << cost);
+      const std::int64_t before = now_wall_us();
+      const Reply reply = redis.command(eval_command(sha, policy, key, "", cost));
+      const std::int64_t after = now_wall_us();
+      std::string error;
+      const auto d = decision_from(reply.get(), policy, error);
+      ASSERT_TRUE(d) << error;
+      // Both keys of a log in one transaction: neither expires between the two reads.
+      redis.append({"MULTI"});
+      redis.append({"PEXPIRETIME", key});
+      redis.append({"PEXPIRETIME", key + ":m"});
+      redis.append({"EXEC"});
+      for (int k = 0; k < 3; ++k) redis.read();
+      const Reply exec = redis.read();
+      const std::int64_t checked = now_wall_us();
+      ASSERT_EQ(exec->type, REDIS_REPLY_ARRAY);
+      const std::int64_t expires_ms = exec->element[0]->integer;
+      const std::int64_t meta_expires_ms = exec->element[1]->integer;
+      EXPECT_EQ(meta_expires_ms, a == Algorithm::kSlidingWindowLog ? expires_ms : -2);
+      if (d->reset_after == 0us) {
+        EXPECT_EQ(expires_ms, -2) << "a fresh state leaves no key";
+      } else if (d->reset_after == kNever) {
+        EXPECT_GE(expires_ms, before / 1000 + kNeverTtlMs);
+        EXPECT_LE(expires_ms, after / 1000 + kNeverTtlMs + 1);
+      } else if (expires_ms == -2) {
+        // Already gone (windows of a millisecond): only once its moment had passed.
+        EXPECT_LT(ceil_div(before + d->reset_after.count(), 1000), checked / 1000 + 1);
+      } else {
+        EXPECT_GE(expires_ms, ceil_div(before + d->reset_after.count(), 1000));
+        EXPECT_LE(expires_ms, ceil_div(after + d->reset_after.count(), 1000));
+      }
+    }
+    redis.command({"DEL", key, key + ":m"});
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllAlgorithms, ProductionScripts, ::testing::ValuesIn(kAlgorithms),
+                         algorithm_name);
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(RedisScripts, VariantsDifferOnlyInTheirFirstLine) {
+  for (const Algorithm a : kAlgorithms) {
+    const std::string_view production = redis::script_text(a, false);
+    const std::string_view test_time = redis::script_text(a, true);
+    ASSERT_TRUE(production.starts_with("local FG_TEST_TIME = false\n")) << to_string(a);
+    ASSERT_TRUE(test_time.starts_with("local FG_TEST_TIME = true\n")) << to_string(a);
+    EXPECT_EQ(production.substr(production.find('\n')), test_time.substr(test_time.find('\n')));
+  }
+  EXPECT_EQ(redis::key_count(Algorithm::kSlidingWindowLog), 2);
+  EXPECT_EQ(redis::key_count(Algorithm::kGcra), 1);
+}
+
+TEST(RedisScripts, MalformedArgumentsGetAStableErrorReply) {
+  RedisClient redis(shared_server().port());
+  const Policy policy = Policy::fixed_window(10, 1s).value();
+  const std::string sha = redis.load(redis::script_text(Algorithm::kFixedWindow, true));
+  auto error_of = [&](std::vector<std::string> args) {
+    const Reply r = redis.command(args);
+    return r->type == REDIS_REPLY_ERROR ? std::string(r->str) : std::string("no error");
+  };
+  auto args = eval_command(sha, policy, "fg:fw:{malformed}", "", 1);
+  args[5] = "-1";  // cost
+  EXPECT_TRUE(error_of(args).starts_with("ERR floodgate: ARGV[2] (cost) must be a decimal integer"))
+      << error_of(args);
+  args = eval_command(sha, policy, "fg:fw:{malformed}", "", 1);
+  args[6] = "0";  // limit
+  EXPECT_TRUE(error_of(args).starts_with("ERR floodgate: ARGV[3] (limit) is out of range"))
+      << error_of(args);
+  args = eval_command(sha, policy, "fg:fw:{malformed}", "1.5", 1);
+  EXPECT_TRUE(error_of(args).starts_with("ERR floodgate: ARGV[1] (now) must be a decimal integer"))
+      << error_of(args);
+}
+
+// MEMORY USAGE of one key per algorithm after one request, with the client's key names. gcra and
+// fixed_window are the high-cardinality algorithms. A string value of at most 12 bytes fits Redis
+// 7.0's 32-byte allocation with its object header; 13 to 28 bytes take the 48-byte one. A fixed
+// window's state (start, count) packs into 11 bytes: 88 bytes a key. A debt meter's state needs
+// about 104 bits (a debt below 2^53 ticks and a microsecond stamp of 51 bits), so 13+ bytes and
+// 104 a key: the smallest exact encoding cannot go lower on a 12-28 byte key name.
+TEST(RedisScripts, MemoryUsagePerKey) {
+  RedisClient redis(shared_server().port());
+  for (const Algorithm a : kAlgorithms) {
+    const Policy policy = hour_policy(a);
+    const std::string sha = redis.load(redis::script_text(a, false));
+    const std::string key = "fg:" + short_name(a) + ":{user:12345}";
+    redis.command({"DEL", key, key + ":m"});
+    const Reply r = redis.command(eval_command(sha, policy, key, "", 3));
+    ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+    std::int64_t bytes = redis.integer({"MEMORY", "USAGE", key, "SAMPLES", "0"});
+    std::string detail;
+    if (a == Algorithm::kSlidingWindowLog) {
+      const std::int64_t meta = redis.integer({"MEMORY", "USAGE", key + ":m", "SAMPLES", "0"});
+      detail = " (sorted set " + std::to_string(bytes) + " + meta " + std::to_string(meta) + ")";
+      bytes += meta;
+    }
+    std::cout << "[ memory   ] " << key << ": " << bytes << " bytes" << detail << "\n";
+    RecordProperty("memory_usage_" + std::string(to_string(a)), static_cast<int>(bytes));
+    if (a == Algorithm::kFixedWindow) {
+      EXPECT_LE(bytes, 100) << key;
+    }
+    if (a == Algorithm::kGcra) {
+      EXPECT_LE(bytes, 104) << key;
+    }
+    redis.command({"DEL", key, key + ":m"});
+  }
+}
+
+// A sliding log at the largest limit: 100,000 entries in a sorted set. A denial walks only the
+// oldest entries it needs and an admission touches the newest, so both stay cheap.
+TEST(RedisScripts, AFullSlidingLogOfTheLargestLimitStaysCheap) {
+  RedisClient redis(shared_server().port());
+  const Policy policy =
+      Policy::sliding_window_log(static_cast<std::int64_t>(kMaxLogLimit), 1h).value();
+  const std::string sha = redis.load(redis::script_text(Algorithm::kSlidingWindowLog, true));
+  const std::string key = "fg:swl:{full-log}";
+  core::SlidingLog log;
+  std::int64_t now = kEpoch2026;
+  for (std::uint64_t i = 0; i < kMaxLogLimit; ++i) {
+    redis.append(eval_command(sha, policy, key, std::to_string(now), 1));
+    core::decide(policy, log, Micros{now}, 1);
+    now += 10;
+  }
+  for (std::uint64_t i = 0; i < kMaxLogLimit; ++i) ASSERT_EQ(redis.read()->type, REDIS_REPLY_ARRAY);
+  EXPECT_EQ(redis.integer({"ZCARD", key}), static_cast<std::int64_t>(kMaxLogLimit));
+
+  constexpr int kCalls = 200;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kCalls; ++i) {
+    now += 1'000;  // entries expire one by one once the window has passed
+    const std::uint64_t cost = i % 2 == 0 ? 1 : 3;
+    const Decision expected = core::decide(policy, log, Micros{now}, cost);
+    const Reply r = redis.command(eval_command(sha, policy, key, std::to_string(now), cost));
+    ASSERT_EQ(describe_reply(r.get(), policy), expected_text(expected)) << "call " << i;
+  }
+  const auto per_call =
+      std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - start) / kCalls;
+  std::cout << "[ timing   ] full 100,000-entry log: " << per_call.count() << " us per call\n";
+  EXPECT_LT(per_call, 5ms);
+  redis.command({"DEL", key, key + ":m"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fixture itself: by PID, bounded, same port on restart.
+
+TEST(RedisServerFixture, PausesResumesRestartsAndKillsByPid) {
+  testing::RedisServer server({"--requirepass", "secret"});
+  const int port = server.port();
+  ASSERT_GT(server.pid(), 0);
+  {
+    RedisClient redis(port);
+    EXPECT_EQ(redis.command({"PING"})->type, REDIS_REPLY_ERROR);  // NOAUTH
+    ASSERT_EQ(redis.command({"AUTH", "secret"})->type, REDIS_REPLY_STATUS);
+    redis.command({"SET", "k", "v"});
+  }
+
+  server.pause();
+  {
+    redisContext* c = redisConnectWithTimeout("127.0.0.1", port, timeval{1, 0});
+    ASSERT_TRUE(c != nullptr && c->err == 0);  // the kernel still accepts
+    redisSetTimeout(c, timeval{0, 200'000});
+    void* reply = redisCommand(c, "PING");
+    EXPECT_EQ(reply, nullptr) << "a paused server does not answer";
+    if (reply != nullptr) freeReplyObject(reply);
+    redisFree(c);
+  }
+  server.resume();
+
+  server.restart();
+  EXPECT_EQ(server.port(), port);
+  {
+    RedisClient redis(port);
+    ASSERT_EQ(redis.command({"AUTH", "secret"})->type, REDIS_REPLY_STATUS);
+    EXPECT_EQ(redis.command({"GET", "k"})->type, REDIS_REPLY_NIL) << "no persistence";
+  }
+
+  const pid_t pid = server.pid();
+  server.kill9();
+  EXPECT_FALSE(server.running());
+  EXPECT_NE(kill(pid, 0), 0) << "the process is gone (and reaped)";
+  redisContext* c = redisConnect("127.0.0.1", port);
+  EXPECT_TRUE(c == nullptr || c->err != 0);
+  if (c != nullptr) redisFree(c);
+}
+
+}  // namespace
+}  // namespace floodgate
