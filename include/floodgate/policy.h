@@ -16,7 +16,7 @@
 //                                 bucket that never refills: a plain quota)
 //
 // Rates are held as an integer interval per token in "ticks" chosen per policy (see debt_meter.h);
-// the relative error of a fractional rate is below 1e-6.
+// the relative error of a fractional rate is below 2e-6.
 #pragma once
 
 #include <cstdint>

@@ -35,6 +35,10 @@
 #include "floodgate/policy.h"
 #include "floodgate/store.h"
 
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
 namespace floodgate {
 namespace redis {
 struct StoreImpl;
@@ -85,6 +89,14 @@ class RedisStore final : public Store {
   std::string_view name() const override { return "redis"; }
   StoreHealth health() const override;
   void append_metrics(std::string& out) const override;
+
+  // adopt(): opens a connection that lives on `io`, an event loop run by one thread (a server
+  // worker's), and sends the checks made on that thread through it, so the answer comes back on
+  // the same thread with no hand-off between threads (the pool's connections remain the
+  // fallback). Call it on the loop's thread; release(io), also on that thread, closes the
+  // connection so the loop can end. `io` must outlive the store or the release.
+  void adopt(boost::asio::io_context& io);
+  void release(boost::asio::io_context& io);
 
   // wait_connected(): whether at least one connection is ready within `limit` (startup, tests).
   bool wait_connected(std::chrono::milliseconds limit) const;

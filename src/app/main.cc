@@ -260,6 +260,11 @@ int run_serve(const floodgate::app::Settings& s) {
   options.threads = s.threads > 0
                         ? s.threads
                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (redis) {
+    // Each worker talks to Redis over its own connection, on its own loop: no thread hand-offs.
+    options.on_worker_start = [&redis](boost::asio::io_context& io) { redis->adopt(io); };
+    options.on_worker_stop = [&redis](boost::asio::io_context& io) { redis->release(io); };
+  }
   std::unique_ptr<floodgate::http::HttpServer> server;
   try {
     server = std::make_unique<floodgate::http::HttpServer>(options, api);

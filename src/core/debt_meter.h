@@ -10,8 +10,9 @@
 //   time
 //     the level ahead of it takes to leak out.
 //
-// Ticks are chosen per policy (Policy::ticks_per_us) so that limit * interval stays below 2^52:
-// rates keep a relative precision better than 1e-6 and every value fits a Lua double exactly.
+// Ticks are chosen per policy (Policy::ticks_per_us) so that limit * interval stays below 2^50:
+// a debt fits the 50 bits the Redis scripts pack it in, every value fits a Lua double exactly, and
+// rates keep a relative precision better than 2e-6.
 // ticks_per_us == 0 is a bucket that never refills.
 #pragma once
 

@@ -35,7 +35,8 @@ Decision decide_fixed_window(const Policy& policy, FixedWindowState& state, std:
     d.reason = DenyReason::kLimited;
     d.retry_after = until_end;
   }
-  d.remaining = limit - count;
+  // A count carried over from a policy with a higher limit (a rule reloaded) may exceed this one's.
+  d.remaining = count >= limit ? 0 : limit - count;
   d.reset_after = count > 0 ? until_end : Micros{0};
   state = count > 0 ? FixedWindowState{start, count} : FixedWindowState{};
   return d;

@@ -1,5 +1,6 @@
 #include "floodgate/policy.h"
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cmath>
@@ -17,9 +18,11 @@ constexpr std::array<std::string_view, kAlgorithmCount> kAlgorithmNames = {
     "sliding_window_counter",
 };
 
-// Debt meters keep limit * interval below this, so it is exact in int64 and in a Lua double, and
-// a whole tolerance plus any single step still stays below 2^53.
-constexpr long double kMaxTolerance = 4503599627370496.0L;  // 2^52
+// Debt meters keep limit * interval strictly below this, so a debt fits 50 bits: the Redis scripts
+// pack it with a 46-bit stamp into 12 bytes (debt_meter.lua), and a whole tolerance plus any single
+// step stays exact in int64 and in a Lua double. It costs rate precision: the interval stays at
+// least about 2^50 / kMaxLimit = 2^18 ticks, so rounding it moves a rate by less than 2e-6.
+constexpr std::int64_t kMaxTolerance = std::int64_t{1} << 50;
 // Upper bound on ticks per microsecond; keeps elapsed * ticks_per_us far from overflow.
 constexpr long double kMaxTicksPerUs = 1073741824.0L;  // 2^30
 // Windows up to 2^37 us (~38 h) are weighted at full microsecond resolution.
@@ -156,8 +159,15 @@ Result<Policy> Policy::debt_meter(Algorithm algorithm, std::uint64_t capacity,
                                  " would take " + describe(fill_us / 86400e6L) +
                                  " days to refill; the most is 365 days");
   }
-  // Pick the finest ticks that keep the full tolerance (capacity * interval) below 2^52.
-  const long double ticks = std::clamp(std::floor(kMaxTolerance / fill_us), 1.0L, kMaxTicksPerUs);
+  // Pick the finest ticks that keep the full tolerance (capacity * interval) below 2^50. Rounding
+  // the interval may add up to capacity / 2 ticks to ticks * fill_us, so the ticks also keep the
+  // rounded interval at most max_interval: llround(x) <= max_interval while x < max_interval + 0.5,
+  // and the loop settles the last unit that long double arithmetic leaves open.
+  const std::int64_t max_interval = (kMaxTolerance - 1) / static_cast<std::int64_t>(capacity);
+  long double ticks = std::clamp(std::floor(static_cast<long double>(kMaxTolerance) / fill_us),
+                                 1.0L, kMaxTicksPerUs);
+  ticks = std::max(1.0L, std::min(ticks, std::floor((max_interval + 0.5L) / us_per_token)));
+  while (ticks > 1 && std::llround(ticks * us_per_token) > max_interval) ticks -= 1;
   p.ticks_per_us_ = static_cast<std::int64_t>(ticks);
   p.interval_ = std::max<std::int64_t>(1, std::llround(ticks * us_per_token));
   p.window_ = Micros{static_cast<std::int64_t>(std::ceil(fill_us))};

@@ -63,7 +63,8 @@ Decision decide_sliding_log(const Policy& policy, SlidingLog& log, std::int64_t 
     d.reason = DenyReason::kLimited;
     d.retry_after = wait_for(cost);
   }
-  d.remaining = limit - log.total_;
+  // A total carried over from a policy with a higher limit (a rule reloaded) may exceed this one's.
+  d.remaining = log.total_ >= limit ? 0 : limit - log.total_;
   // Fully available once the newest entry stops counting (what wait_for(limit) would find, in
   // O(1)).
   d.reset_after = log.empty() ? Micros{0} : Micros{log.entries_.back().at_us + window_us - now_us};

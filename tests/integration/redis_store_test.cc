@@ -7,11 +7,15 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "floodgate/limiter.h"
 #include "floodgate/memory_store.h"
@@ -168,6 +172,62 @@ TEST(RedisStore, ConcurrentChecksOfOneKeyAdmitExactlyTheLimit) {
     EXPECT_EQ(failed.load(), 0) << policy;
     EXPECT_EQ(allowed.load(), 300) << policy;
   }
+}
+
+// A thread's own event loop adopts a connection: checks made on that thread are answered on it,
+// and release() lets the loop end.
+TEST(RedisStore, AdoptedLoopIsAnsweredOnItsOwnThread) {
+  RedisServer redis;
+  RedisStore store(options_for(redis));
+  ASSERT_TRUE(store.wait_connected(5s));
+  boost::asio::io_context io{1};
+  const Policy policy = Policy::fixed_window(3, std::chrono::minutes(1)).value();
+  struct Done final : Completion {
+    std::thread::id on;
+    int calls = 0;
+    void complete() override {
+      on = std::this_thread::get_id();
+      ++calls;
+    }
+  };
+  std::vector<Outcome> outcomes(5);
+  std::vector<Done> done(5);
+  const CheckOp op{"lane", &policy, 1};
+  std::thread::id loop_thread;
+  std::thread runner([&] {
+    loop_thread = std::this_thread::get_id();
+    store.adopt(io);
+    // Ask once the lane has had time to connect (a loopback handshake takes a few ms), then
+    // release it so run() returns.
+    boost::asio::steady_timer connect_wait(io, 300ms);
+    connect_wait.async_wait([&](const boost::system::error_code&) {
+      for (std::size_t i = 0; i < outcomes.size(); ++i) {
+        store.check({&op, 1}, {&outcomes[i], 1}, done[i]);
+      }
+    });
+    auto poll = std::make_shared<boost::asio::steady_timer>(io);
+    std::function<void()> wait_all = [&] {
+      int finished = 0;
+      for (const Done& d : done) finished += d.calls;
+      if (finished == static_cast<int>(done.size())) {
+        store.release(io);
+        return;
+      }
+      poll->expires_after(1ms);
+      poll->async_wait([&](const boost::system::error_code&) { wait_all(); });
+    };
+    wait_all();
+    io.run();
+  });
+  runner.join();
+  int allowed = 0;
+  for (std::size_t i = 0; i < done.size(); ++i) {
+    EXPECT_EQ(done[i].calls, 1);
+    EXPECT_EQ(done[i].on, loop_thread) << "answered on another thread";
+    EXPECT_EQ(outcomes[i].status, StoreStatus::kOk);
+    allowed += outcomes[i].decision.allowed;
+  }
+  EXPECT_EQ(allowed, 3);
 }
 
 // Batches: several ops in one check(), all decided, one completion.

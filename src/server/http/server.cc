@@ -123,6 +123,7 @@ struct HttpServer::Impl {
   // drain(): once the worker has no session left, cancels the deadline so run() can return.
   void drain(Worker& w, std::shared_ptr<asio::steady_timer> deadline) {
     if (w.sessions.empty()) {
+      if (options.on_worker_stop) options.on_worker_stop(w.io);
       deadline->cancel();
       return;
     }
@@ -303,11 +304,15 @@ void HttpServer::run() {
   for (auto& w : impl_->workers) {
     asio::co_spawn(w->io, impl_->accept_loop(*w), asio::detached);
   }
+  auto serve = [this](Worker& w) {
+    if (impl_->options.on_worker_start) impl_->options.on_worker_start(w.io);
+    w.io.run();
+  };
   for (std::size_t i = 1; i < impl_->workers.size(); ++i) {
     Worker& w = *impl_->workers[i];
-    w.thread = std::thread([&w] { w.io.run(); });
+    w.thread = std::thread([&w, serve] { serve(w); });
   }
-  impl_->workers[0]->io.run();
+  serve(*impl_->workers[0]);
   for (std::size_t i = 1; i < impl_->workers.size(); ++i) impl_->workers[i]->thread.join();
 }
 

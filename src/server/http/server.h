@@ -14,10 +14,15 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "server/http/api.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
 
 namespace floodgate::http {
 
@@ -31,6 +36,11 @@ struct ServerOptions {
   std::chrono::milliseconds request_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds drain_timeout{10'000};
+  // Called on each worker's thread as its event loop starts, and once it has drained after
+  // stop(): to give the loop per-thread resources (the Redis store's connections, adopt()) and
+  // take them back (release()), so the loop can end.
+  std::function<void(boost::asio::io_context&)> on_worker_start;
+  std::function<void(boost::asio::io_context&)> on_worker_stop;
 };
 
 class HttpServer {

@@ -82,6 +82,13 @@ struct Batch {
   Completion* done;
 };
 
+// The connection the calling thread adopted (RedisStore::adopt), and the store it belongs to.
+struct ThreadLane {
+  const void* store = nullptr;
+  Connection* connection = nullptr;
+};
+thread_local ThreadLane this_thread_lane;
+
 }  // namespace
 
 struct redis::StoreImpl {
@@ -97,7 +104,15 @@ struct redis::StoreImpl {
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   asio::ssl::context ssl{asio::ssl::context::tls_client};
-  std::vector<std::unique_ptr<Connection>> connections;
+  std::vector<std::unique_ptr<Connection>> connections;  // the pool, on `io`
+
+  // Lanes: connections adopted by other threads' event loops (RedisStore::adopt).
+  struct Lane {
+    asio::io_context* io = nullptr;
+    std::unique_ptr<Connection> connection;
+  };
+  mutable std::mutex lanes_mu;
+  std::vector<std::unique_ptr<Lane>> lanes;  // guarded by lanes_mu; a Lane never moves
   std::atomic<std::size_t> next{0};
   CircuitBreaker breaker;
   std::thread thread;
@@ -143,7 +158,7 @@ struct redis::StoreImpl {
     for (int i = 0; i < pool; ++i) {
       connections.push_back(std::make_unique<Connection>(
           io, options, ssl, handshake,
-          [this, i](bool ready, const std::string& error) { on_state(i, ready, error); }));
+          [this](bool ready, const std::string& error) { on_state(ready, error); }));
     }
     for (auto& c : connections) c->start();
     thread = std::thread([this] { io.run(); });
@@ -161,7 +176,7 @@ struct redis::StoreImpl {
     if (options.log) options.log(level, message);
   }
 
-  void on_state(int index, bool ready, const std::string& error) {
+  void on_state(bool ready, const std::string& error) {
     if (ready) {
       // A connection that just completed its handshake (AUTH, scripts) is proof enough that Redis
       // answers: close the breaker rather than wait for a probe that only traffic would send.
@@ -177,8 +192,8 @@ struct redis::StoreImpl {
         auth_failed = false;
       }
       if (first || was_failing) {
-        log("info", fmt::format("redis: connection {} to {}:{} ready{}", index, options.host,
-                                options.port, was_failing ? " (recovered)" : ""));
+        log("info", fmt::format("redis: connected to {}:{}{}", options.host, options.port,
+                                was_failing ? " (recovered)" : ""));
       }
       return;
     }
@@ -259,8 +274,21 @@ struct redis::StoreImpl {
     redis::append_command(out, std::span(args.data(), argc));
   }
 
-  // submit(): hands `call` to a ready connection (round robin); false when none takes it.
+  // for_each_connection(): the pool's and the lanes'.
+  template <class Fn>
+  void for_each_connection(Fn fn) const {
+    for (const auto& c : connections) fn(*c);
+    std::lock_guard lock(lanes_mu);
+    for (const auto& lane : lanes) fn(*lane->connection);
+  }
+
+  // submit(): hands `call` to this thread's lane when it has one, else to a ready connection of
+  // the pool (round robin); false when none takes it.
   Connection* submit(std::string_view command, Call* call) {
+    if (this_thread_lane.store == this) {
+      Connection* lane = this_thread_lane.connection;
+      if (lane->ready() && lane->submit(command, call)) return lane;
+    }
     const std::size_t count = connections.size();
     const std::size_t first = next.fetch_add(1, kRelaxed);
     bool overloaded = false;
@@ -436,7 +464,7 @@ StoreHealth RedisStore::health() const {
     auth_failed = impl_->auth_failed;
   }
   bool any_ready = false;
-  for (const auto& c : impl_->connections) any_ready = any_ready || c->ready();
+  impl_->for_each_connection([&](const Connection& c) { any_ready = any_ready || c.ready(); });
   const auto circuit = impl_->breaker.state();
   if (!any_ready) {
     h.ready = false;
@@ -450,6 +478,28 @@ StoreHealth RedisStore::health() const {
   }
   h.error = std::move(error);
   return h;
+}
+
+void RedisStore::adopt(asio::io_context& io) {
+  auto lane = std::make_unique<redis::StoreImpl::Lane>();
+  lane->io = &io;
+  lane->connection = std::make_unique<Connection>(
+      io, impl_->options, impl_->ssl, impl_->handshake,
+      [impl = impl_.get()](bool ready, const std::string& error) { impl->on_state(ready, error); });
+  lane->connection->start();
+  this_thread_lane = ThreadLane{impl_.get(), lane->connection.get()};
+  std::lock_guard lock(impl_->lanes_mu);
+  impl_->lanes.push_back(std::move(lane));
+}
+
+void RedisStore::release(asio::io_context& io) {
+  auto& mine = this_thread_lane;
+  std::lock_guard lock(impl_->lanes_mu);
+  for (auto& lane : impl_->lanes) {
+    if (lane->io != &io) continue;
+    if (mine.connection == lane->connection.get()) mine = ThreadLane{};
+    lane->connection->stop();
+  }
 }
 
 bool RedisStore::wait_connected(std::chrono::milliseconds limit) const {
@@ -506,13 +556,17 @@ void RedisStore::append_metrics(std::string& out) const {
   fmt::format_to(it, "floodgate_store_circuit_opened_total{{store=\"redis\"}} {}\n",
                  s.breaker.times_opened());
   int ready = 0;
-  for (const auto& c : s.connections) ready += c->ready() ? 1 : 0;
+  int total = 0;
+  s.for_each_connection([&](const Connection& c) {
+    ready += c.ready() ? 1 : 0;
+    ++total;
+  });
   out +=
       "# HELP floodgate_store_connections Connections to the shared store, by state.\n"
       "# TYPE floodgate_store_connections gauge\n";
   fmt::format_to(it, "floodgate_store_connections{{store=\"redis\",state=\"ready\"}} {}\n", ready);
   fmt::format_to(it, "floodgate_store_connections{{store=\"redis\",state=\"down\"}} {}\n",
-                 static_cast<int>(s.connections.size()) - ready);
+                 total - ready);
 }
 
 Result<RedisOptions> parse_redis_url(std::string_view url) {

@@ -68,5 +68,19 @@ TEST(FixedWindow, CostIsCounted) {
   EXPECT_EQ(h.check(p, 0).remaining, 0u);
 }
 
+TEST(FixedWindow, ACountAboveALoweredLimitLeavesNothingRemaining) {
+  Harness h;
+  const auto before = Policy::fixed_window(10, 1h).value();
+  const auto after = Policy::fixed_window(3, 1h).value();  // the rule reloaded with a lower limit
+  EXPECT_EQ(h.spend(before, 8), 8);
+  const Decision d = h.check(after);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.remaining, 0u);  // not 3 - 8 wrapped around
+  EXPECT_EQ(d.retry_after, 1h);
+  EXPECT_EQ(h.check(after, 0).remaining, 0u);
+  h.advance(1h);
+  EXPECT_EQ(h.check(after).remaining, 2u);
+}
+
 }  // namespace
 }  // namespace floodgate::testing

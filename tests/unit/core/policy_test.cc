@@ -1,6 +1,10 @@
 // Parameter validation: every bad parameter is refused with the field's wire name and a sentence.
+#include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <limits>
+#include <random>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -117,17 +121,90 @@ TEST(Policy, ThrowingAccessorNamesTheField) {
   }
 }
 
-TEST(Policy, CompiledRatesAreExactToOnePartInAMillion) {
+// The debt meters' compiled form, over the whole parameter range: capacities up to 2^32 - 1, rates
+// from the slowest that refills within 365 days to 4,294,967,295 per second.
+std::vector<Policy> debt_meters_over_the_parameter_range() {
+  std::vector<Policy> policies;
+  std::mt19937_64 rng(20250101);
+  auto uniform = [&](double lo, double hi) {
+    return std::uniform_real_distribution<double>(lo, hi)(rng);
+  };
+  const double max_limit = static_cast<double>(kMaxLimit);
+  const double year_s = static_cast<double>(kMaxWindow.count()) / 1e6;
+  for (int i = 0; i < 200'000; ++i) {
+    std::int64_t capacity = 0;
+    switch (i % 4) {
+      case 0:  // the largest capacities, where the interval is smallest
+        capacity = static_cast<std::int64_t>(kMaxLimit) - static_cast<std::int64_t>(rng() % 1000);
+        break;
+      case 1:
+        capacity = 1 + static_cast<std::int64_t>(rng() % kMaxLimit);
+        break;
+      case 2:
+        capacity = std::llround(std::exp(uniform(0, std::log(max_limit))));
+        break;
+      default:
+        capacity = 1 + static_cast<std::int64_t>(rng() % 100'000);
+        break;
+    }
+    const auto c = static_cast<double>(capacity);
+    double rate = 0;
+    switch (i / 4 % 3) {
+      case 0:  // anything
+        rate = std::exp(uniform(std::log(1e-9), std::log(kMaxRate)));
+        break;
+      case 1:  // just fast enough to refill within a year: the longest drain
+        rate = c / year_s * (1 + uniform(0, 1e-3));
+        break;
+      default:  // an empty bucket refills in about a second: ticks_per_us near its 2^30 cap
+        rate = std::min(c / uniform(0.5, 2.0), kMaxRate);
+        break;
+    }
+    if (auto p = Policy::token_bucket(capacity, rate)) policies.push_back(*p);
+  }
   for (double rate : {0.5, 1.0 / 3, 0.001, 7.25, 1000.0, 123456.789, 4294967295.0}) {
     for (std::int64_t capacity : {1LL, 10LL, 1000LL, 4294967295LL}) {
-      auto p = Policy::token_bucket(capacity, rate);
-      if (!p) continue;  // too slow to refill within a year
-      const long double effective = 1e6L * static_cast<long double>(p->ticks_per_us()) /
-                                    static_cast<long double>(p->interval());
-      EXPECT_NEAR(static_cast<double>(effective / rate), 1.0, 1e-6) << rate << " " << capacity;
-      EXPECT_LE(static_cast<long double>(p->limit()) * p->interval(), 9007199254740992.0L);
+      if (auto p = Policy::token_bucket(capacity, rate)) policies.push_back(*p);
     }
   }
+  return policies;
+}
+
+// A rate is held as ticks_per_us / interval, with limit * interval < 2^50 and ticks_per_us <= 2^30:
+// the interval stays above about 2^18 ticks, so rounding it moves the rate by less than 2e-6
+// (measured worst: 1.99e-6, at a capacity near 2^32 refilling in about a second).
+TEST(Policy, CompiledRatesAreExactToTwoPartsInAMillion) {
+  double worst = 0;
+  for (const Policy& p : debt_meters_over_the_parameter_range()) {
+    const long double effective =
+        1e6L * static_cast<long double>(p.ticks_per_us()) / static_cast<long double>(p.interval());
+    const double error = std::fabs(static_cast<double>(effective / p.rate()) - 1.0);
+    worst = std::max(worst, error);
+    ASSERT_LT(error, 2e-6) << p;
+  }
+  std::cout << "[ precision] worst relative rate error: " << worst << "\n";
+}
+
+// The Redis scripts pack a debt in 50 bits and a stamp in 46 (debt_meter.lua): every tolerance
+// (limit * interval, the largest debt) stays below 2^50, however the interval rounds, and a full
+// debt drains within 365 days and a minute, well inside the +-2^45 us (407 days) a stamp is read
+// in.
+TEST(Policy, DebtFitsFiftyBitsAndDrainsWithinAYearAndAMinute) {
+  constexpr long double kTwoTo50 = 1125899906842624.0L;
+  long double largest = 0;
+  Micros longest{0};
+  for (const Policy& p : debt_meters_over_the_parameter_range()) {
+    const long double tolerance = static_cast<long double>(p.limit()) * p.interval();
+    ASSERT_LT(tolerance, kTwoTo50) << p;
+    ASSERT_GE(p.ticks_per_us(), 1) << p;
+    const Micros drain{static_cast<std::int64_t>(
+        std::ceil(tolerance / static_cast<long double>(p.ticks_per_us())))};
+    ASSERT_LE(drain, kMaxWindow + 1min) << p;
+    largest = std::max(largest, tolerance);
+    longest = std::max(longest, drain);
+  }
+  std::cout << "[ bounds   ] largest tolerance 2^50 - " << static_cast<double>(kTwoTo50 - largest)
+            << ", longest drain 365 days + " << (longest - kMaxWindow).count() << " us\n";
 }
 
 TEST(Policy, GcraLimitIsTheBurst) {

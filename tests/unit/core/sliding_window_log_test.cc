@@ -89,5 +89,19 @@ TEST(SlidingWindowLog, CostAboveLimitIsNever) {
   EXPECT_EQ(h.store.stats().keys, 0u);
 }
 
+TEST(SlidingWindowLog, ATotalAboveALoweredLimitLeavesNothingRemaining) {
+  Harness h;
+  const auto before = Policy::sliding_window_log(10, 1min).value();
+  const auto after = Policy::sliding_window_log(3, 1min).value();  // reloaded with a lower limit
+  EXPECT_EQ(h.spend(before, 8), 8);
+  const Decision d = h.check(after);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.remaining, 0u);  // not 3 - 8 wrapped around
+  EXPECT_EQ(d.retry_after, 1min);
+  EXPECT_EQ(h.check(after, 0).remaining, 0u);
+  h.advance(1min);
+  EXPECT_EQ(h.check(after).remaining, 2u);
+}
+
 }  // namespace
 }  // namespace floodgate::testing

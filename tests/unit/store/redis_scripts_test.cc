@@ -24,11 +24,13 @@
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -230,14 +232,6 @@ std::string describe_reply(const redisReply* r, const Policy& policy) {
   return d ? describe(*d) : error;
 }
 
-// The C++ decision as the script should return it. `remaining` is an unsigned `limit - count` in
-// core's fixed_window and sliding_window_log, which wraps when a count carried over from a policy
-// with a higher limit (a rule changed on reload) exceeds this limit; the scripts report 0 there.
-std::string expected_text(Decision d) {
-  if (d.remaining > d.limit) d.remaining = 0;
-  return describe(d);
-}
-
 // Little-endian fields as Lua's struct.pack writes them ("<i7", "<I4").
 std::int64_t field(std::string_view bytes, std::size_t at, std::size_t size, bool is_signed) {
   std::uint64_t v = 0;
@@ -247,6 +241,31 @@ std::int64_t field(std::string_view bytes, std::size_t at, std::size_t size, boo
   if (is_signed && size < 8 && ((v >> (8 * size - 1)) & 1) != 0)
     v |= ~std::uint64_t{0} << (8 * size);
   return static_cast<std::int64_t>(v);
+}
+
+// A debt meter's 12 bytes (debt_meter.lua, "<I3I3I6"): debt mod 2^24, stamp mod 2^24, then
+// debt / 2^24 * 2^22 + stamp mod 2^46 / 2^24. The stamp is the time nearest to `now` with the
+// stored residue mod 2^46, as the script reads it.
+constexpr std::int64_t kStampModulus = std::int64_t{1} << 46;
+struct StoredDebt {
+  std::int64_t debt = 0;
+  std::int64_t stamp = 0;
+};
+StoredDebt unpack_debt(std::string_view v, std::int64_t now) {
+  const std::int64_t high = field(v, 6, 6, false);
+  const std::int64_t residue =
+      ((high & ((std::int64_t{1} << 22) - 1)) << 24) | field(v, 3, 3, false);
+  std::int64_t behind = ((now - residue) % kStampModulus + kStampModulus) % kStampModulus;
+  if (behind >= kStampModulus / 2) behind -= kStampModulus;
+  return {((high >> 22) << 24) | field(v, 0, 3, false), now - behind};
+}
+
+// The millisecond after which Redis drops the production variant's key written at `now` (PXAT
+// ceil((now + reset_after) / 1 ms), or PX 365 days for never). The test-time debt meters append it
+// to their state and read a key past it as absent.
+std::int64_t production_expiry_ms(std::int64_t now, Micros reset_after) {
+  if (reset_after == kNever) return now / 1000 + kNeverTtlMs;
+  return ceil_div(now + reset_after.count(), 1000);
 }
 
 // The C++ state of a compact algorithm, in the words the stored state is described with.
@@ -265,15 +284,17 @@ std::string describe_state(Algorithm a, const core::CompactState& s) {
          " previous=" + std::to_string(t.previous);
 }
 
-// The script's key (GET reply) described like describe_state().
-std::string describe_stored(Algorithm a, const redisReply* r) {
+// The test-time script's key (GET reply) at `now`, described like describe_state(); a debt
+// meter's also names the production expiry the test-time variant appends.
+std::string describe_stored(Algorithm a, const redisReply* r, std::int64_t now) {
   if (r->type == REDIS_REPLY_NIL) return "absent";
   if (r->type != REDIS_REPLY_STRING) return "not a string";
   const std::string_view v(r->str, r->len);
   if (is_debt_meter(a)) {
-    if (v.size() != 14) return "malformed: " + std::to_string(v.size()) + " bytes";
-    return "debt=" + std::to_string(field(v, 0, 7, true)) +
-           " stamp=" + std::to_string(field(v, 7, 7, true));
+    if (v.size() != 12 + 7) return "malformed: " + std::to_string(v.size()) + " bytes";
+    const StoredDebt t = unpack_debt(v, now);
+    return "debt=" + std::to_string(t.debt) + " stamp=" + std::to_string(t.stamp) +
+           " expires_ms=" + std::to_string(field(v, 12, 7, true));
   }
   if (a == Algorithm::kFixedWindow) {
     if (v.size() != 11) return "malformed: " + std::to_string(v.size()) + " bytes";
@@ -301,9 +322,9 @@ std::string describe_stored_log(const redisReply* meta, const redisReply* entrie
     return entries->type == REDIS_REPLY_ARRAY && entries->elements == 0 ? "absent"
                                                                         : "entries without meta";
   }
-  if (meta->type != REDIS_REPLY_STRING || meta->len != 14) return "malformed meta";
+  if (meta->type != REDIS_REPLY_STRING || meta->len != 11) return "malformed meta";
   std::string out =
-      "total=" + std::to_string(field(std::string_view(meta->str, meta->len), 0, 7, true)) +
+      "total=" + std::to_string(field(std::string_view(meta->str, meta->len), 0, 4, false)) +
       " entries=";
   for (std::size_t i = 0; i + 1 < entries->elements; i += 2) {
     const std::string_view member(entries->element[i]->str, entries->element[i]->len);
@@ -559,9 +580,27 @@ struct Step {
 
 // What a run exercised, printed so a reader sees the sequences reach every branch.
 struct Coverage {
-  int allowed = 0, limited = 0, never_passes = 0, behind = 0, reloads = 0, carried_over = 0;
+  int allowed = 0, limited = 0, never_passes = 0, behind = 0, reloads = 0, carried_over = 0,
+      expired = 0;
   std::size_t longest_log = 0;
 };
+
+// Whether a state carried over from another policy holds more than `policy` admits.
+bool over_limit(const Policy& policy, const core::CompactState& compact,
+                const core::SlidingLog& log) {
+  const std::uint64_t limit = policy.limit();
+  switch (policy.algorithm()) {
+    case Algorithm::kSlidingWindowLog:
+      return log.total() > limit;
+    case Algorithm::kFixedWindow:
+      return std::bit_cast<core::FixedWindowState>(compact).count > limit;
+    case Algorithm::kSlidingWindowCounter:
+      return std::bit_cast<core::SlidingCounterState>(compact).current > limit;
+    default:
+      return std::bit_cast<core::DebtState>(compact).debt >
+             static_cast<std::int64_t>(limit) * policy.interval();
+  }
+}
 
 void run_differential(Algorithm algorithm, std::uint64_t seed, const Checks& checks) {
   Coverage seen;
@@ -583,6 +622,7 @@ void run_differential(Algorithm algorithm, std::uint64_t seed, const Checks& che
     core::SlidingLog log;
     std::int64_t now = kEpoch2026 + pick(rng, 0, std::int64_t{400} * 24 * 3600 * 1'000'000);
     std::int64_t latest = now;
+    std::int64_t expiry_ms = 0;  // debt meters: when production Redis drops the key
     const bool trickle = pick(rng, 0, 2) == 0;
 
     std::vector<Step> steps;
@@ -596,16 +636,27 @@ void run_differential(Algorithm algorithm, std::uint64_t seed, const Checks& che
       now = s.now;
       seen.behind += now < latest ? 1 : 0;
       s.cost = next_cost(rng, policy, trickle);
+      // The test-time debt meters forget a key once production Redis would have expired it (see
+      // debt_meter.lua), and so does the reference here. Past that moment its debt has drained
+      // under the policy that wrote it: only a reload to a policy that drains slower tells.
+      if (is_debt_meter(algorithm) && !compact.is_fresh() && now / 1000 > expiry_ms) {
+        compact = core::CompactState{};
+        ++seen.expired;
+      }
+      seen.carried_over += over_limit(policy, compact, log) ? 1 : 0;
       const Decision d = is_log ? core::decide(policy, log, Micros{now}, s.cost)
                                 : core::decide(policy, compact, Micros{now}, s.cost);
-      s.decision = expected_text(d);
+      s.decision = describe(d);
       seen.allowed += d.allowed ? 1 : 0;
       seen.limited += d.reason == DenyReason::kLimited ? 1 : 0;
       seen.never_passes += d.retry_after == kNever ? 1 : 0;
-      seen.carried_over += d.remaining > d.limit ? 1 : 0;
       seen.longest_log = std::max(seen.longest_log, log.entry_count());
       const bool fresh = is_log ? log.empty() : compact.is_fresh();
       s.state = is_log ? describe_log(log) : describe_state(algorithm, compact);
+      if (is_debt_meter(algorithm) && !fresh) {
+        expiry_ms = production_expiry_ms(now, d.reset_after);
+        s.state += " expires_ms=" + std::to_string(expiry_ms);
+      }
       s.ttl_ms = expected_ttl_ms(fresh, d.reset_after);
 
       redis.append(eval_command(sha, policy, key, std::to_string(now), s.cost));
@@ -651,7 +702,7 @@ void run_differential(Algorithm algorithm, std::uint64_t seed, const Checks& che
       failed = got != s.decision;
       if (checks.state) {
         const std::string stored = is_log ? describe_stored_log(meta.get(), entries.get())
-                                          : describe_stored(algorithm, state.get());
+                                          : describe_stored(algorithm, state.get(), s.now);
         EXPECT_EQ(stored, s.state);
         failed = failed || stored != s.state;
       }
@@ -673,7 +724,8 @@ void run_differential(Algorithm algorithm, std::uint64_t seed, const Checks& che
             << " steps, " << seen.allowed << " allowed, " << seen.limited << " limited, "
             << seen.never_passes << " never pass, " << seen.behind
             << " behind the key's latest time, " << seen.reloads << " policy reloads ("
-            << seen.carried_over << " over the new limit)";
+            << seen.carried_over << " steps over the new limit)";
+  if (is_debt_meter(algorithm)) std::cout << ", " << seen.expired << " keys expired";
   if (algorithm == Algorithm::kSlidingWindowLog) std::cout << ", longest log " << seen.longest_log;
   std::cout << "\n";
 }
@@ -725,19 +777,21 @@ Policy hour_policy(Algorithm a) {
 }
 
 // The time the script decided at, read back from the state it stored (nullopt when the state
-// does not hold it exactly: the sliding counter keeps only its window's start).
+// does not hold it exactly: the sliding counter keeps only its window's start). A debt meter's
+// stamp is read nearest to `near`.
 std::optional<std::int64_t> decided_at(RedisClient& redis, Algorithm a, const std::string& key,
-                                       const Decision& d, std::int64_t window_us) {
+                                       const Decision& d, std::int64_t window_us,
+                                       std::int64_t near) {
   if (a == Algorithm::kSlidingWindowLog) {
     const Reply meta = redis.command({"GET", key + ":m"});
-    if (meta->type != REDIS_REPLY_STRING || meta->len != 14) return std::nullopt;
-    return field(std::string_view(meta->str, meta->len), 7, 7, true);  // latest
+    if (meta->type != REDIS_REPLY_STRING || meta->len != 11) return std::nullopt;
+    return field(std::string_view(meta->str, meta->len), 4, 7, true);  // latest
   }
   const Reply r = redis.command({"GET", key});
   if (r->type != REDIS_REPLY_STRING) return std::nullopt;
   const std::string_view v(r->str, r->len);
-  if (is_debt_meter(a)) return field(v, 7, 7, true);  // stamp
-  if (a == Algorithm::kFixedWindow) {                 // reset_after = start + window - now
+  if (is_debt_meter(a)) return unpack_debt(v, near).stamp;
+  if (a == Algorithm::kFixedWindow) {  // reset_after = start + window - now
     return field(v, 0, 7, true) + window_us - d.reset_after.count();
   }
   return std::nullopt;
@@ -772,7 +826,7 @@ TEST_P(ProductionScripts, IgnoreTheExplicitTimeAndReadRedisTime) {
     const std::int64_t expires_ms = redis.integer({"PEXPIRETIME", key});
     EXPECT_GE(expires_ms, before / 1000 + d->reset_after.count() / 1000);
     EXPECT_LE(expires_ms, ceil_div(after + d->reset_after.count(), 1000));
-    if (const auto at = decided_at(redis, a, key, *d, policy.window().count())) {
+    if (const auto at = decided_at(redis, a, key, *d, policy.window().count(), before)) {
       EXPECT_GE(*at, before);
       EXPECT_LE(*at, after);
     }
@@ -784,7 +838,7 @@ TEST_P(ProductionScripts, IgnoreTheExplicitTimeAndReadRedisTime) {
   std::string error;
   const auto d = decision_from(reply.get(), policy, error);
   ASSERT_TRUE(d) << error;
-  if (const auto at = decided_at(redis, a, key, *d, policy.window().count())) {
+  if (const auto at = decided_at(redis, a, key, *d, policy.window().count(), std::stoll(future))) {
     EXPECT_EQ(*at, std::stoll(future));
   }
   redis.command({"DEL", key, key + ":m"});
@@ -879,35 +933,147 @@ TEST(RedisScripts, MalformedArgumentsGetAStableErrorReply) {
 // MEMORY USAGE of one key per algorithm after one request, with the client's key names. gcra and
 // fixed_window are the high-cardinality algorithms. A string value of at most 12 bytes fits Redis
 // 7.0's 32-byte allocation with its object header; 13 to 28 bytes take the 48-byte one. A fixed
-// window's state (start, count) packs into 11 bytes: 88 bytes a key. A debt meter's state needs
-// about 104 bits (a debt below 2^53 ticks and a microsecond stamp of 51 bits), so 13+ bytes and
-// 104 a key: the smallest exact encoding cannot go lower on a 12-28 byte key name.
+// window's state (start, count) packs into 11 bytes, a debt meter's (a debt below 2^50 ticks and
+// its stamp modulo 2^46 us) into 12: every single-string key stays within 100 bytes.
+//
+// Redis 7.0 recycles the objects of redis.call() arguments, per position, and SET keeps the object
+// it is given as its value: a value may be a recycled object sized for a longer argument that an
+// earlier call passed in its place (a score, a time, a key name), 16 bytes more a key. So each key
+// is measured right after every path of every script (admitted, peeked, limited, refused, a log
+// dropped), as in a Redis serving all six: none may leave such an argument behind (see the end of
+// sliding_window_log.lua).
 TEST(RedisScripts, MemoryUsagePerKey) {
   RedisClient redis(shared_server().port());
-  for (const Algorithm a : kAlgorithms) {
-    const Policy policy = hour_policy(a);
-    const std::string sha = redis.load(redis::script_text(a, false));
-    const std::string key = "fg:" + short_name(a) + ":{user:12345}";
-    redis.command({"DEL", key, key + ":m"});
-    const Reply r = redis.command(eval_command(sha, policy, key, "", 3));
-    ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
-    std::int64_t bytes = redis.integer({"MEMORY", "USAGE", key, "SAMPLES", "0"});
-    std::string detail;
-    if (a == Algorithm::kSlidingWindowLog) {
-      const std::int64_t meta = redis.integer({"MEMORY", "USAGE", key + ":m", "SAMPLES", "0"});
-      detail = " (sorted set " + std::to_string(bytes) + " + meta " + std::to_string(meta) + ")";
-      bytes += meta;
+  struct Call {
+    Policy policy;
+    std::string key;
+    std::uint64_t cost;
+    Micros sleep_before{0};
+  };
+  std::vector<Call> before;
+  for (const Algorithm b : kAlgorithms) {
+    const std::string other = "fg:" + short_name(b) + ":{user:1}";
+    for (const std::uint64_t cost : {1u, 0u, 10u, 20u}) {  // admitted, peeked, limited, refused
+      before.push_back({hour_policy(b), other, cost});
     }
-    std::cout << "[ memory   ] " << key << ": " << bytes << " bytes" << detail << "\n";
-    RecordProperty("memory_usage_" + std::string(to_string(a)), static_cast<int>(bytes));
-    if (a == Algorithm::kFixedWindow) {
-      EXPECT_LE(bytes, 100) << key;
-    }
-    if (a == Algorithm::kGcra) {
-      EXPECT_LE(bytes, 104) << key;
-    }
-    redis.command({"DEL", key, key + ":m"});
+    before.push_back({hour_policy(b), "fg:" + short_name(b) + ":{user:2}", 0});  // nothing there
   }
+  const Policy brief = Policy::sliding_window_log(10, 1ms).value();
+  before.push_back({brief, "fg:swl:{user:3}", 1});
+  before.push_back({brief, "fg:swl:{user:3}", 0, 3ms});  // expired: both keys dropped
+
+  auto call = [&](const Policy& policy, const std::string& key, std::uint64_t cost) {
+    const std::string sha = redis.load(redis::script_text(policy.algorithm(), false));
+    const Reply r = redis.command(eval_command(sha, policy, key, "", cost));
+    EXPECT_EQ(r->type, REDIS_REPLY_ARRAY) << describe_reply(r.get(), policy);
+  };
+  for (const Algorithm a : kAlgorithms) {
+    const std::string key = "fg:" + short_name(a) + ":{user:12345}";
+    std::int64_t least = std::numeric_limits<std::int64_t>::max(), most = 0;
+    std::string detail;
+    for (const Call& c : before) {
+      std::this_thread::sleep_for(c.sleep_before);
+      call(c.policy, c.key, c.cost);
+      redis.command({"DEL", key, key + ":m"});
+      call(hour_policy(a), key, 3);
+      std::int64_t bytes = redis.integer({"MEMORY", "USAGE", key, "SAMPLES", "0"});
+      if (a == Algorithm::kSlidingWindowLog) {
+        const std::int64_t meta = redis.integer({"MEMORY", "USAGE", key + ":m", "SAMPLES", "0"});
+        detail = " (sorted set " + std::to_string(bytes) + " + meta " + std::to_string(meta) + ")";
+        bytes += meta;
+      }
+      least = std::min(least, bytes);
+      most = std::max(most, bytes);
+      if (a == Algorithm::kFixedWindow || is_debt_meter(a)) {
+        EXPECT_LE(bytes, 100) << key << " after " << c.policy << " cost " << c.cost << " on "
+                              << c.key;
+      }
+    }
+    redis.command({"DEL", key, key + ":m"});
+    std::cout << "[ memory   ] " << key << ": " << most << " bytes" << detail;
+    if (least != most) std::cout << " (" << least << " after some scripts)";
+    std::cout << "\n";
+    RecordProperty("memory_usage_" + std::string(to_string(a)), static_cast<int>(most));
+  }
+  for (const Call& c : before) redis.command({"DEL", c.key, c.key + ":m"});
+}
+
+// A debt meter keeps its stamp modulo 2^46 us and reads it back nearest to now: exact over a key's
+// whole life (up to 365 days and a minute after its stamp), across a multiple of 2^46, and for a
+// clock stepped back by 400 days; the debt's 50 bits hold the largest tolerance. Decisions and
+// stored states against core::decide(), step by step, on the test-time variant.
+TEST(RedisScripts, DebtStatesStayExactAtTheEdgesOfTheirFields) {
+  RedisClient redis(shared_server().port());
+  constexpr std::int64_t kDay = 86'400'000'000;
+  constexpr std::int64_t kWrap = 25 * kStampModulus;  // 2025-09-30: stamps wrap to 0 here
+  const std::int64_t year = kMaxWindow.count();
+
+  // run(): the steps on a fresh key; returns the largest debt the C++ state held.
+  auto run = [&](const Policy& policy,
+                 const std::vector<std::pair<std::int64_t, std::uint64_t>>& steps) {
+    const Algorithm a = policy.algorithm();
+    const std::string sha = redis.load(redis::script_text(a, /*test_time=*/true));
+    const std::string key = "fg:" + short_name(a) + ":{edges}";
+    redis.command({"DEL", key});
+    core::CompactState state;
+    std::int64_t largest_debt = 0;
+    for (const auto& [now, cost] : steps) {
+      SCOPED_TRACE(::testing::Message() << policy << " now " << now << " cost " << cost);
+      const Decision expected = core::decide(policy, state, Micros{now}, cost);
+      const Reply r = redis.command(eval_command(sha, policy, key, std::to_string(now), cost));
+      EXPECT_EQ(describe_reply(r.get(), policy), describe(expected));
+      std::string want = describe_state(a, state);
+      if (!state.is_fresh()) {
+        want += " expires_ms=" + std::to_string(production_expiry_ms(now, expected.reset_after));
+      }
+      EXPECT_EQ(describe_stored(a, redis.command({"GET", key}).get(), now), want);
+      largest_debt = std::max(largest_debt, std::bit_cast<core::DebtState>(state).debt);
+    }
+    redis.command({"DEL", key});
+    return largest_debt;
+  };
+  auto drain_us = [](const Policy& p) {
+    return ceil_div(static_cast<std::int64_t>(p.limit()) * p.interval(), p.ticks_per_us());
+  };
+
+  // One request worth a year, admitted a microsecond before a wrap (its residue all ones): read
+  // across the wrap, a microsecond before it drains, from 400 days back, and once drained.
+  const Policy gcra = Policy::gcra(1, kMaxWindow).value();
+  const std::int64_t t0 = kWrap - 1;
+  const std::int64_t gcra_drain = drain_us(gcra);
+  EXPECT_GE(gcra_drain, year);
+  run(gcra, {{t0, 1},
+             {t0 + 1, 0},
+             {t0 + 2, 1},
+             {t0 + gcra_drain - 1, 0},
+             {t0 + gcra_drain - 1 - 400 * kDay, 1},
+             {t0 + gcra_drain, 0}});
+
+  // The largest tolerance (just below 2^50) at nearly the slowest rate: the longest drain, read
+  // from 400 and 407 days back.
+  const Policy largest = Policy::token_bucket(static_cast<std::int64_t>(kMaxLimit),
+                                              static_cast<double>(kMaxLimit) /
+                                                  (static_cast<double>(year) / 1e6) * 1.0001)
+                             .value();
+  const std::int64_t tolerance = static_cast<std::int64_t>(largest.limit()) * largest.interval();
+  const std::int64_t drain = drain_us(largest);
+  EXPECT_GT(drain, year - kDay);
+  const std::int64_t debt = run(largest, {{t0, largest.limit()},
+                                          {t0 + 300 * kDay, 0},
+                                          {t0 + 300 * kDay - 400 * kDay, 1},
+                                          {t0 + drain - 1, 0},
+                                          {t0 + drain - 1 - 407 * kDay, 0},
+                                          {t0 + drain, 0}});
+  EXPECT_EQ(debt, tolerance);
+  EXPECT_GT(debt, std::int64_t{1} << 49) << "the debt's top bits are used";
+
+  // A bucket that never refills: its key is kept a year after its last use, its stamp follows the
+  // latest time; a clock stepped back 400 days is still behind it.
+  const Policy quota = Policy::token_bucket(1000, 0).value();
+  const std::int64_t t1 = kWrap + 17;
+  EXPECT_EQ(
+      run(quota, {{t1, 999}, {t1 + 364 * kDay, 1}, {t1 - 36 * kDay, 0}, {t1 + 300 * kDay, 1}}),
+      1000);
 }
 
 // A sliding log at the largest limit: 100,000 entries in a sorted set. A denial walks only the
@@ -935,7 +1101,7 @@ TEST(RedisScripts, AFullSlidingLogOfTheLargestLimitStaysCheap) {
     const std::uint64_t cost = i % 2 == 0 ? 1 : 3;
     const Decision expected = core::decide(policy, log, Micros{now}, cost);
     const Reply r = redis.command(eval_command(sha, policy, key, std::to_string(now), cost));
-    ASSERT_EQ(describe_reply(r.get(), policy), expected_text(expected)) << "call " << i;
+    ASSERT_EQ(describe_reply(r.get(), policy), describe(expected)) << "call " << i;
   }
   const auto per_call =
       std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - start) / kCalls;

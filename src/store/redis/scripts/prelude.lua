@@ -91,16 +91,29 @@ local function fmt(n)
 end
 
 -- States are packed little-endian with struct.pack: "i7" holds a time in microseconds (+-1,142
--- years), a debt in ticks (< 2^53) or a total; "I4" a count (<= MAX_LIMIT). Binary is the smallest
--- exact form: in Redis 7.0's MEMORY USAGE a fixed_window key ("fg:fw:{user:12345}", 11 bytes of
--- state) takes 88 bytes and a debt meter's (14 bytes) 104, where decimal text would take 104 and
--- 120 (values up to 12 bytes share one allocation size, 13 to 28 the next).
+-- years), "I4" a count or a log's total (<= MAX_LIMIT); a debt meter packs its debt and stamp into
+-- 12 bytes (debt_meter.lua). Binary is the smallest exact form, and 12 bytes is the line that
+-- matters: in Redis 7.0 a string value of up to 12 bytes shares one allocation with its object
+-- header, 13 to 28 bytes take the next size, 16 bytes more. MEMORY USAGE of a key named
+-- "fg:gcra:{user:12345}" is 88 bytes with its 12-byte state (104 with the former 14), and the same
+-- 88 for fixed_window (11 bytes); decimal text would take 104 to 120. That holds while no script
+-- leaves a longer argument behind for SET to recycle (see the end of sliding_window_log.lua).
 -- unpack_state(): the numbers in `value`, or nil when it is missing or not of `format`'s size.
 local function unpack_state(format, size, value)
   if not value or #value ~= size then
     return nil
   end
   return struct.unpack(format, value)
+end
+
+-- production_expiry_ms(): the millisecond after which the production variant's key, written at
+-- `now` (microseconds) with `reset_us` to go, is gone: PXAT that millisecond, rounded up, or PX
+-- 365 days for never. Redis drops a key once its clock is past it (now_ms > expiry).
+local function production_expiry_ms(now, reset_us)
+  if reset_us == NEVER then
+    return floor_div(now, 1000) + NEVER_TTL_MS
+  end
+  return ceil_div(now + reset_us, 1000)
 end
 
 -- expiry(): the SET/PEXPIRE option and value that expire a key when its state becomes fresh,
@@ -113,7 +126,7 @@ local function expiry(now, reset_us)
   if FG_TEST_TIME then
     return "PX", fmt(math.max(ceil_div(reset_us, 1000), TEST_TTL_FLOOR_MS))
   end
-  return "PXAT", fmt(ceil_div(now + reset_us, 1000))
+  return "PXAT", fmt(production_expiry_ms(now, reset_us))
 end
 
 -- store(): writes a state that is not fresh (with its TTL), or forgets a fresh one.

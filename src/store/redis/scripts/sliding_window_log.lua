@@ -4,8 +4,8 @@
 --   ARGV[4] = window in microseconds, ARGV[5] unused ("0").
 --   KEYS[1] = a sorted set of the entries: score = the entry's time in microseconds, member =
 --             "<i7I4" (time, count); entries admitted in the same microsecond are merged.
---   KEYS[2] = KEYS[1] .. ":m" (same hash tag, same slot): "<i7i7" (total of the counts, latest
---             moment the log has seen).
+--   KEYS[2] = KEYS[1] .. ":m" (same hash tag, same slot): "<I4i7" (total of the counts, at most
+--             kMaxLogLimit; latest moment the log has seen), 11 bytes (see the end of this file).
 -- Both absent = an empty log. Both keys share one TTL. A sorted set without its meta key (one of
 -- the two evicted) is dropped; a meta key without entries is an empty log.
 --
@@ -14,7 +14,7 @@
 -- least one unit of cost.
 
 local ENTRY_FORMAT, ENTRY_SIZE = "<i7I4", 11
-local META_FORMAT, META_SIZE = "<i7i7", 14
+local META_FORMAT, META_SIZE = "<I4i7", 11
 
 local key, meta_key = KEYS[1], KEYS[2]
 local cost = arg_integer(2, "cost")
@@ -115,13 +115,20 @@ local remaining = math.max(0, limit - total)
 -- Fully available once the newest entry stops counting.
 local reset_after = total == 0 and 0 or newest_at + window - now
 
+-- Redis 7.0 recycles the objects of redis.call() arguments, per position (script_lua.c), and SET
+-- keeps the object of its value: a longer third argument left behind here (a score, a time, a key
+-- name) would become the value of the next SET of any script, and cost that key 16 bytes more. So
+-- this script ends with the SET, whose value (11 bytes) fits, and so takes away, whatever third
+-- argument came before it (at least the 13 digits of PEXPIREAT's time), or with calls of at most
+-- two arguments. RedisScripts.MemoryUsagePerKey measures every path.
 if total == 0 then
   if stored then
-    redis.call("DEL", key, meta_key)
+    redis.call("DEL", key)
+    redis.call("DEL", meta_key)
   end
 else
   local option, expires = expiry(now, reset_after)
-  redis.call("SET", meta_key, struct.pack(META_FORMAT, total, at), option, expires)
   redis.call(option == "PX" and "PEXPIRE" or "PEXPIREAT", key, expires)
+  redis.call("SET", meta_key, struct.pack(META_FORMAT, total, at), option, expires)
 end
 return reply(allowed, reason, remaining, reset_after, retry_after, 0)
