@@ -22,7 +22,10 @@
 // key written expires at the millisecond its state becomes equivalent to a fresh one: SET ... PXAT
 // ceil((now + reset_after) / 1 ms), or PX 365 days (renewed on each use) for a bucket that never
 // refills. The test-time variant sets PX max(ceil(reset_after / 1 ms), 60 s) instead, so keys on
-// simulated time never expire on Redis' real clock in the middle of a test.
+// simulated time never expire on Redis' real clock in the middle of a test; the debt meters'
+// test-time state also carries (after the 12 production bytes) the simulated millisecond at which
+// the production key would have expired, and reads the key as absent from then on — what Redis
+// does to the production key.
 // Values are little-endian binary (Lua struct.pack), the smallest exact form: see the .lua files.
 #pragma once
 
