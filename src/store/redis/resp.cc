@@ -5,8 +5,39 @@
 #include <vector>
 
 namespace floodgate::redis {
+namespace {
 
-RespReader::RespReader() : reader_(redisReaderCreate()) {
+// hiredis 0.14 allocates an array reply's element table as soon as it reads the header, so
+// "*600000000\r\n" from a broken or hostile server would ask for gigabytes. Our replies have at
+// most a handful of elements: a larger array fails the reader (and drops the connection) instead.
+constexpr int kMaxArrayElements = 4096;
+
+const redisReplyObjectFunctions& default_functions() {
+  static const redisReplyObjectFunctions functions = [] {
+    redisReader* probe = redisReaderCreate();
+    if (probe == nullptr) throw std::bad_alloc();
+    const redisReplyObjectFunctions copy = *probe->fn;
+    redisReaderFree(probe);
+    return copy;
+  }();
+  return functions;
+}
+
+redisReplyObjectFunctions* bounded_functions() {
+  static redisReplyObjectFunctions functions = [] {
+    redisReplyObjectFunctions f = default_functions();
+    f.createArray = [](const redisReadTask* task, int elements) -> void* {
+      if (elements > kMaxArrayElements) return nullptr;  // the reader reports an error
+      return default_functions().createArray(task, elements);
+    };
+    return f;
+  }();
+  return &functions;
+}
+
+}  // namespace
+
+RespReader::RespReader() : reader_(redisReaderCreateWithFunctions(bounded_functions())) {
   if (reader_ == nullptr) throw std::bad_alloc();
 }
 

@@ -106,6 +106,12 @@ TEST(Resp, EncodesBinarySafeCommandsAndDecodesRepliesInPieces) {
   EXPECT_FALSE(reader.next());
   EXPECT_FALSE(reader.failed());
 
+  // An absurd array header fails the reader instead of allocating its element table.
+  redis::RespReader huge;
+  ASSERT_TRUE(huge.feed("*600000000\r\n") || huge.failed());
+  EXPECT_FALSE(huge.next());
+  EXPECT_TRUE(huge.failed());
+
   redis::RespReader broken;
   broken.feed("!nonsense\r\n");
   EXPECT_FALSE(broken.next());
