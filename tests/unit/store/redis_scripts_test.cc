@@ -42,6 +42,7 @@
 #include "core/sliding_window_log.h"
 #include "floodgate/decision.h"
 #include "floodgate/policy.h"
+#include "floodgate/redis_store.h"
 #include "store/redis/scripts.h"
 #include "testlib/redis_server.h"
 
@@ -66,23 +67,9 @@ constexpr Algorithm kAlgorithms[] = {
     Algorithm::kSlidingWindowLog, Algorithm::kSlidingWindowCounter,
 };
 
-// The client's key names (RedisStore::redis_key): "fg:<short name>:{<key>}".
-std::string short_name(Algorithm algorithm) {
-  switch (algorithm) {
-    case Algorithm::kTokenBucket:
-      return "tb";
-    case Algorithm::kGcra:
-      return "gcra";
-    case Algorithm::kLeakyBucket:
-      return "lb";
-    case Algorithm::kFixedWindow:
-      return "fw";
-    case Algorithm::kSlidingWindowLog:
-      return "swl";
-    case Algorithm::kSlidingWindowCounter:
-      return "swc";
-  }
-  return "?";
+// The client's key names: "fg:<short name>:{<key>}" (RedisStore::redis_key).
+std::string key_of(Algorithm algorithm, std::string_view key) {
+  return RedisStore::redis_key(algorithm, key);
 }
 
 bool is_debt_meter(Algorithm a) {
@@ -616,8 +603,8 @@ void run_differential(Algorithm algorithm, std::uint64_t seed, const Checks& che
   const int steps_per_policy = is_log ? checks.steps * 2 : checks.steps;
   for (int n = 0; n < policies; ++n) {
     Policy policy = random_policy(algorithm, rng);
-    const std::string key = "fg:" + short_name(algorithm) + ":{diff:" + std::to_string(seed) + ":" +
-                            std::to_string(n) + "}";
+    const std::string key =
+        key_of(algorithm, "diff:" + std::to_string(seed) + ":" + std::to_string(n));
     core::CompactState compact;
     core::SlidingLog log;
     std::int64_t now = kEpoch2026 + pick(rng, 0, std::int64_t{400} * 24 * 3600 * 1'000'000);
@@ -806,7 +793,7 @@ TEST_P(ProductionScripts, IgnoreTheExplicitTimeAndReadRedisTime) {
   const std::string production = redis.load(redis::script_text(a, /*test_time=*/false));
   const std::string test_time = redis.load(redis::script_text(a, /*test_time=*/true));
   ASSERT_NE(production, test_time);
-  const std::string key = "fg:" + short_name(a) + ":{production-time}";
+  const std::string key = key_of(a, "production-time");
   const std::string future =
       std::to_string(now_wall_us() + std::int64_t{10} * 365 * 86'400'000'000);
 
@@ -853,7 +840,7 @@ TEST_P(ProductionScripts, KeysExpireAtTheMillisecondTheStateBecomesFresh) {
   Rng rng(seed_for(a, 3));
   for (int n = 0; n < 30; ++n) {
     const Policy policy = random_policy(a, rng);
-    const std::string key = "fg:" + short_name(a) + ":{production-ttl:" + std::to_string(n) + "}";
+    const std::string key = key_of(a, "production-ttl:" + std::to_string(n));
     for (int i = 0; i < 20; ++i) {
       const std::uint64_t cost = next_cost(rng, policy);
       SCOPED_TRACE(::testing::Message() << policy << " call " << i << " cost " << cost);
@@ -952,11 +939,11 @@ TEST(RedisScripts, MemoryUsagePerKey) {
   };
   std::vector<Call> before;
   for (const Algorithm b : kAlgorithms) {
-    const std::string other = "fg:" + short_name(b) + ":{user:1}";
+    const std::string other = key_of(b, "user:1");
     for (const std::uint64_t cost : {1u, 0u, 10u, 20u}) {  // admitted, peeked, limited, refused
       before.push_back({hour_policy(b), other, cost});
     }
-    before.push_back({hour_policy(b), "fg:" + short_name(b) + ":{user:2}", 0});  // nothing there
+    before.push_back({hour_policy(b), key_of(b, "user:2"), 0});  // nothing there
   }
   const Policy brief = Policy::sliding_window_log(10, 1ms).value();
   before.push_back({brief, "fg:swl:{user:3}", 1});
@@ -968,7 +955,7 @@ TEST(RedisScripts, MemoryUsagePerKey) {
     EXPECT_EQ(r->type, REDIS_REPLY_ARRAY) << describe_reply(r.get(), policy);
   };
   for (const Algorithm a : kAlgorithms) {
-    const std::string key = "fg:" + short_name(a) + ":{user:12345}";
+    const std::string key = key_of(a, "user:12345");
     std::int64_t least = std::numeric_limits<std::int64_t>::max(), most = 0;
     std::string detail;
     for (const Call& c : before) {
@@ -1013,7 +1000,7 @@ TEST(RedisScripts, DebtStatesStayExactAtTheEdgesOfTheirFields) {
                  const std::vector<std::pair<std::int64_t, std::uint64_t>>& steps) {
     const Algorithm a = policy.algorithm();
     const std::string sha = redis.load(redis::script_text(a, /*test_time=*/true));
-    const std::string key = "fg:" + short_name(a) + ":{edges}";
+    const std::string key = key_of(a, "edges");
     redis.command({"DEL", key});
     core::CompactState state;
     std::int64_t largest_debt = 0;
