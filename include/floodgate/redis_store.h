@@ -62,6 +62,9 @@ struct RedisOptions {
   int breaker_failures = 5;
   std::chrono::milliseconds breaker_cooldown{250};
   std::size_t max_in_flight = 16384;  // per connection; beyond it checks fail fast
+  // Checks made on an adopted loop (adopt()) during one turn of it go out as one script call per
+  // algorithm, up to this many checks each (1: one call per check).
+  std::size_t max_batch = 64;
 
   // Tests only: the scripts' time comes from this clock instead of Redis TIME (and the scripts
   // are loaded in their test variant, which honours it). Never set in a service.
@@ -104,8 +107,10 @@ class RedisStore final : public Store {
   // script_sha(): the SHA1 Redis knows the production script of `algorithm` by (EVALSHA).
   static std::string script_sha(Algorithm algorithm);
 
-  // redis_key(): the Redis key a check of `key` under `algorithm` uses (see the file comment).
+  // redis_key(): the Redis key a check of `key` under `algorithm` uses (see the file comment);
+  // redis_key_into() writes it over `out`, reusing its capacity.
   static std::string redis_key(Algorithm algorithm, std::string_view key);
+  static void redis_key_into(std::string& out, Algorithm algorithm, std::string_view key);
 
  private:
   std::unique_ptr<redis::StoreImpl> impl_;

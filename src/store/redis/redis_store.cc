@@ -81,10 +81,28 @@ struct Batch {
   Completion* done;
 };
 
-// The connection the calling thread adopted (RedisStore::adopt), and the store it belongs to.
+class ScriptCall;
+
+}  // namespace
+
+// Lane: a connection adopted by a thread's own event loop (RedisStore::adopt), and the checks made
+// on that thread waiting to go out together. Touched only by that thread (but for `connection`'s
+// thread-safe members).
+namespace redis {
+struct Lane {
+  asio::io_context* io = nullptr;
+  std::unique_ptr<Connection> connection;
+  std::array<std::vector<ScriptCall*>, kAlgorithmCount> pending;
+  bool seal_posted = false;
+};
+}  // namespace redis
+
+namespace {
+
+// The lane the calling thread adopted, and the store it belongs to.
 struct ThreadLane {
   const void* store = nullptr;
-  Connection* connection = nullptr;
+  redis::Lane* lane = nullptr;
 };
 thread_local ThreadLane this_thread_lane;
 
@@ -106,10 +124,7 @@ struct redis::StoreImpl {
   std::vector<std::unique_ptr<Connection>> connections;  // the pool, on `io`
 
   // Lanes: connections adopted by other threads' event loops (RedisStore::adopt).
-  struct Lane {
-    asio::io_context* io = nullptr;
-    std::unique_ptr<Connection> connection;
-  };
+  using Lane = redis::Lane;
   mutable std::mutex lanes_mu;
   std::vector<std::unique_ptr<Lane>> lanes;  // guarded by lanes_mu; a Lane never moves
   std::atomic<std::size_t> next{0};
@@ -224,54 +239,69 @@ struct redis::StoreImpl {
     return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
   }
 
-  // Builds the EVALSHA (or, after NOSCRIPT, EVAL) of `op` onto `out`.
-  void format(std::string& out, const CheckOp& op, bool full_script) const {
-    const Policy& policy = *op.policy;
-    const Script& script = scripts[static_cast<std::size_t>(policy.algorithm())];
-    const std::string key = RedisStore::redis_key(policy.algorithm(), op.key);
-    const std::string meta = script.keys > 1 ? key + ":m" : std::string();
-
-    char numbers[6][24];
-    std::string_view n[6];
-    auto put = [&](int i, std::int64_t v) {
-      auto [end, ec] = std::to_chars(numbers[i], numbers[i] + sizeof numbers[i], v);
-      n[i] = std::string_view(numbers[i], static_cast<std::size_t>(end - numbers[i]));
+  // format(): one EVALSHA (or, after NOSCRIPT, EVAL) deciding `ops` in order, all of one
+  // algorithm: KEYS are each check's key(s), ARGV the time then (cost, limit, p4, p5) per check.
+  void format(std::string& out, std::span<const CheckOp* const> ops, bool full_script) const {
+    const Algorithm algorithm = ops.front()->policy->algorithm();
+    const Script& script = scripts[static_cast<std::size_t>(algorithm)];
+    const auto per_check = static_cast<std::size_t>(script.keys);
+    // Storage reused from call to call on this thread: the hot path allocates only when a batch
+    // is larger than any before it.
+    thread_local std::vector<std::string> keys;
+    thread_local std::vector<std::array<char, 24>> numbers;
+    thread_local std::vector<std::string_view> args;
+    keys.resize(std::max(keys.size(), ops.size() * per_check));
+    numbers.resize(std::max(numbers.size(), 2 + 4 * ops.size()));
+    args.clear();
+    std::size_t next_number = 0;
+    auto number = [&](std::int64_t v) {
+      auto& buffer = numbers[next_number++];
+      auto [end, ec] = std::to_chars(buffer.data(), buffer.data() + buffer.size(), v);
+      return std::string_view(buffer.data(), static_cast<std::size_t>(end - buffer.data()));
     };
-    put(0, script.keys);
-    if (options.test_clock) {
-      put(1, options.test_clock->now().count());
-    } else {
-      n[1] = {};
+    args.push_back(full_script ? "EVAL" : "EVALSHA");
+    args.push_back(full_script ? std::string_view(script.text) : std::string_view(script.sha));
+    args.push_back(number(static_cast<std::int64_t>(ops.size() * per_check)));
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      std::string& key = keys[i * per_check];
+      RedisStore::redis_key_into(key, algorithm, ops[i]->key);
+      args.push_back(key);
+      if (per_check > 1) {
+        std::string& meta = keys[i * per_check + 1];
+        meta.assign(key).append(":m");
+        args.push_back(meta);
+      }
     }
-    put(2, static_cast<std::int64_t>(op.cost));
-    put(3, static_cast<std::int64_t>(policy.limit()));
-    switch (policy.algorithm()) {
-      case Algorithm::kTokenBucket:
-      case Algorithm::kGcra:
-      case Algorithm::kLeakyBucket:
-        put(4, policy.interval());
-        put(5, policy.ticks_per_us());
-        break;
-      case Algorithm::kFixedWindow:
-      case Algorithm::kSlidingWindowLog:
-        put(4, policy.window().count());
-        put(5, 0);
-        break;
-      case Algorithm::kSlidingWindowCounter:
-        put(4, policy.window().count());
-        put(5, policy.weight_shift());
-        break;
+    args.push_back(options.test_clock ? number(options.test_clock->now().count())
+                                      : std::string_view());
+    for (const CheckOp* op : ops) {
+      const Policy& policy = *op->policy;
+      args.push_back(number(static_cast<std::int64_t>(op->cost)));
+      args.push_back(number(static_cast<std::int64_t>(policy.limit())));
+      switch (algorithm) {
+        case Algorithm::kTokenBucket:
+        case Algorithm::kGcra:
+        case Algorithm::kLeakyBucket:
+          args.push_back(number(policy.interval()));
+          args.push_back(number(policy.ticks_per_us()));
+          break;
+        case Algorithm::kFixedWindow:
+        case Algorithm::kSlidingWindowLog:
+          args.push_back(number(policy.window().count()));
+          args.push_back("0");
+          break;
+        case Algorithm::kSlidingWindowCounter:
+          args.push_back(number(policy.window().count()));
+          args.push_back(number(policy.weight_shift()));
+          break;
+      }
     }
-    std::array<std::string_view, 10> args;
-    std::size_t argc = 0;
-    args[argc++] = full_script ? "EVAL" : "EVALSHA";
-    args[argc++] = full_script ? std::string_view(script.text) : std::string_view(script.sha);
-    args[argc++] = n[0];
-    args[argc++] = key;
-    if (script.keys > 1) args[argc++] = meta;
-    for (int i = 1; i < 6; ++i) args[argc++] = n[i];
-    redis::append_command(out, std::span(args.data(), argc));
+    redis::append_command(out, args);
   }
+
+  // seal(): sends the checks `lane` collected during this turn of its loop, one script call per
+  // algorithm and per max_batch checks. Runs on the lane's thread.
+  void seal(Lane& lane);
 
   // for_each_connection(): the pool's and the lanes'.
   template <class Fn>
@@ -285,7 +315,7 @@ struct redis::StoreImpl {
   // the pool (round robin); false when none takes it.
   Connection* submit(std::string_view command, Call* call) {
     if (this_thread_lane.store == this) {
-      Connection* lane = this_thread_lane.connection;
+      Connection* lane = this_thread_lane.lane->connection.get();
       if (lane->ready() && lane->submit(command, call)) return lane;
     }
     const std::size_t count = connections.size();
@@ -311,13 +341,23 @@ class ScriptCall final : public Call {
              Completion& done)
       : store_(store), op_(op), out_(out), batch_(batch), done_(done) {}
 
-  // send(): false when no connection took it (the caller finishes it).
-  bool send(SteadyTime now) {
+  const CheckOp& op() const { return op_; }
+  Algorithm algorithm() const { return op_.policy->algorithm(); }
+
+  // queue(): stamps the call as sent now (it goes out with its lane's batch).
+  void queue(SteadyTime now) {
     sent_ = now;
     deadline = now + store_.options.timeout;
+  }
+
+  // send(): the call alone, through any connection; false when none took it (the caller
+  // finishes it).
+  bool send(SteadyTime now) {
+    queue(now);
     thread_local std::string command;
     command.clear();
-    store_.format(command, op_, /*full_script=*/false);
+    const CheckOp* op = &op_;
+    store_.format(command, {&op, 1}, /*full_script=*/false);
     return store_.submit(command, this) != nullptr;
   }
 
@@ -329,25 +369,30 @@ class ScriptCall final : public Call {
         resent_ = true;
         store_.noscript_reloads.fetch_add(1, kRelaxed);
         std::string command;
-        store_.format(command, op_, /*full_script=*/true);
+        const CheckOp* op = &op_;
+        store_.format(command, {&op, 1}, /*full_script=*/true);
         if (store_.submit(command, this)) return;
         fail(StoreStatus::kUnavailable);
         return;
       }
-      store_.errors[error.rfind("OOM", 0) == 0 ? kErrOom : kErrScript].fetch_add(1, kRelaxed);
-      store_.log("warn", fmt::format("redis: script error: {}", error));
+      script_error(error);
       fail(StoreStatus::kUnavailable);
       return;
     }
-    store_.record_latency(sent_);
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 6) {
       store_.errors[kErrScript].fetch_add(1, kRelaxed);
       fail(StoreStatus::kUnavailable);
       return;
     }
+    deliver(reply->element);
+  }
+
+  // deliver(): the six integers of this check's decision.
+  void deliver(redisReply* const* six) {
+    store_.record_latency(sent_);
     std::int64_t v[6];
     for (std::size_t i = 0; i < 6; ++i) {
-      const redisReply* e = reply->element[i];
+      const redisReply* e = six[i];
       v[i] = e->type == REDIS_REPLY_INTEGER ? e->integer : 0;
     }
     auto duration = [](std::int64_t us) { return us < 0 ? kNever : Micros{us}; };
@@ -383,6 +428,12 @@ class ScriptCall final : public Call {
     finish();
   }
 
+  // script_error(): counts and logs an error reply (OOM, BUSY, a script error).
+  void script_error(std::string_view error) {
+    store_.errors[error.rfind("OOM", 0) == 0 ? kErrOom : kErrScript].fetch_add(1, kRelaxed);
+    store_.log("warn", fmt::format("redis: script error: {}", error));
+  }
+
  private:
   void finish() {
     Completion& done = done_;
@@ -405,7 +456,94 @@ class ScriptCall final : public Call {
   bool resent_ = false;
 };
 
+// ScriptCalls: several checks of one algorithm decided by one script call, in order.
+class ScriptCalls final : public Call {
+ public:
+  ScriptCalls(redis::StoreImpl& store, std::vector<ScriptCall*> members)
+      : store_(store), members_(std::move(members)) {
+    deadline = SteadyTime::max();
+    ops_.reserve(members_.size());
+    for (ScriptCall* m : members_) {
+      deadline = std::min(deadline, m->deadline);
+      ops_.push_back(&m->op());
+    }
+  }
+
+  // send(): false when no connection took it; the members are then failed and `this` deleted.
+  bool send(bool full_script) {
+    thread_local std::string command;
+    command.clear();
+    store_.format(command, ops_, full_script);
+    if (store_.submit(command, this)) return true;
+    on_failure(StoreStatus::kUnavailable);
+    return false;
+  }
+
+  void on_reply(Reply reply) override {
+    if (reply->type == REDIS_REPLY_ERROR) {
+      const std::string_view error = redis::text(*reply);
+      if (error.rfind("NOSCRIPT", 0) == 0 && !resent_) {
+        resent_ = true;
+        store_.noscript_reloads.fetch_add(1, kRelaxed);
+        send(/*full_script=*/true);
+        return;
+      }
+      members_.front()->script_error(error);
+      fail_all(StoreStatus::kUnavailable);
+      return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 6 * members_.size()) {
+      store_.errors[kErrScript].fetch_add(1, kRelaxed);
+      fail_all(StoreStatus::kUnavailable);
+      return;
+    }
+    for (std::size_t i = 0; i < members_.size(); ++i) members_[i]->deliver(reply->element + 6 * i);
+    delete this;
+  }
+
+  void on_failure(StoreStatus status) override {
+    if (status == StoreStatus::kTimeout) {
+      store_.errors[kErrTimeout].fetch_add(members_.size(), kRelaxed);
+    }
+    fail_all(status);
+  }
+
+ private:
+  void fail_all(StoreStatus status) {
+    for (ScriptCall* m : members_) m->fail(status);
+    delete this;
+  }
+
+  redis::StoreImpl& store_;
+  std::vector<ScriptCall*> members_;
+  std::vector<const CheckOp*> ops_;
+  bool resent_ = false;
+};
+
 }  // namespace
+
+void redis::StoreImpl::seal(Lane& lane) {
+  lane.seal_posted = false;
+  const std::size_t most = std::max<std::size_t>(1, options.max_batch);
+  for (auto& pending : lane.pending) {
+    for (std::size_t from = 0; from < pending.size(); from += most) {
+      const std::size_t to = std::min(pending.size(), from + most);
+      if (to - from == 1) {
+        ScriptCall* call = pending[from];
+        std::string command;
+        const CheckOp* op = &call->op();
+        format(command, {&op, 1}, false);
+        if (!submit(command, call)) call->fail(StoreStatus::kUnavailable);
+        continue;
+      }
+      auto* calls = new ScriptCalls(
+          *this, std::vector<ScriptCall*>(pending.begin() + static_cast<std::ptrdiff_t>(from),
+                                          pending.begin() + static_cast<std::ptrdiff_t>(to)));
+      calls->send(/*full_script=*/false);
+    }
+    pending.clear();
+  }
+}
 
 RedisStore::RedisStore(RedisOptions options)
     : impl_(std::make_unique<redis::StoreImpl>(std::move(options))) {}
@@ -417,8 +555,14 @@ std::string RedisStore::script_sha(Algorithm algorithm) {
 }
 
 std::string RedisStore::redis_key(Algorithm algorithm, std::string_view key) {
+  std::string out;
+  redis_key_into(out, algorithm, key);
+  return out;
+}
+
+void RedisStore::redis_key_into(std::string& out, Algorithm algorithm, std::string_view key) {
   constexpr std::size_t kMaxVerbatim = 128;
-  std::string out = "fg:";
+  out.assign("fg:");
   out += short_name(algorithm);
   out += ":{";
   const bool verbatim = key.size() <= kMaxVerbatim && !key.empty() && key.front() != '#' &&
@@ -430,7 +574,6 @@ std::string RedisStore::redis_key(Algorithm algorithm, std::string_view key) {
     fmt::format_to(std::back_inserter(out), "#{:016x}{:016x}", h.high, h.low);
   }
   out += '}';
-  return out;
 }
 
 void RedisStore::check(std::span<const CheckOp> ops, std::span<Outcome> outcomes,
@@ -442,11 +585,24 @@ void RedisStore::check(std::span<const CheckOp> ops, std::span<Outcome> outcomes
   Batch* batch = nullptr;
   if (ops.size() > 1) batch = new Batch{{ops.size()}, &done};
   const SteadyTime now = std::chrono::steady_clock::now();
+  // On a thread with its own lane, checks wait for the end of the loop's turn and go out
+  // together (one script call per algorithm); elsewhere each goes out alone.
+  redis::Lane* lane = this_thread_lane.store == impl_.get() ? this_thread_lane.lane : nullptr;
+  if (lane && !lane->connection->ready()) lane = nullptr;
   for (std::size_t i = 0; i < ops.size(); ++i) {
     auto* call = new ScriptCall(*impl_, ops[i], outcomes[i], batch, done);
     if (!impl_->breaker.allow(redis::StoreImpl::now_us(now))) {
       impl_->errors[kErrCircuitOpen].fetch_add(1, kRelaxed);
       call->reject(StoreStatus::kUnavailable);
+      continue;
+    }
+    if (lane) {
+      call->queue(now);
+      lane->pending[static_cast<std::size_t>(call->algorithm())].push_back(call);
+      if (!lane->seal_posted) {
+        lane->seal_posted = true;
+        asio::post(*lane->io, [impl = impl_.get(), lane] { impl->seal(*lane); });
+      }
       continue;
     }
     if (!call->send(now)) call->fail(StoreStatus::kUnavailable);
@@ -480,13 +636,13 @@ StoreHealth RedisStore::health() const {
 }
 
 void RedisStore::adopt(asio::io_context& io) {
-  auto lane = std::make_unique<redis::StoreImpl::Lane>();
+  auto lane = std::make_unique<redis::Lane>();
   lane->io = &io;
   lane->connection = std::make_unique<Connection>(
       io, impl_->options, impl_->ssl, impl_->handshake,
       [impl = impl_.get()](bool ready, const std::string& error) { impl->on_state(ready, error); });
   lane->connection->start();
-  this_thread_lane = ThreadLane{impl_.get(), lane->connection.get()};
+  this_thread_lane = ThreadLane{impl_.get(), lane.get()};
   std::lock_guard lock(impl_->lanes_mu);
   impl_->lanes.push_back(std::move(lane));
 }
@@ -496,7 +652,7 @@ void RedisStore::release(asio::io_context& io) {
   std::lock_guard lock(impl_->lanes_mu);
   for (auto& lane : impl_->lanes) {
     if (lane->io != &io) continue;
-    if (mine.connection == lane->connection.get()) mine = ThreadLane{};
+    if (mine.lane == lane.get()) mine = ThreadLane{};
     lane->connection->stop();
   }
 }

@@ -4,19 +4,29 @@
 // Redis. Their text is src/store/redis/scripts/*.lua, embedded at build time (embed.cmake), so the
 // binary carries the scripts it was tested with.
 //
-// Calling convention (EVALSHA sha key_count(algorithm) KEYS... ARGV...):
-//   KEYS[1]  the state key, namespaced and hash-tagged by the client ("fg:fw:{user:42}");
-//            sliding_window_log also takes KEYS[2] = KEYS[1] + ":m" (same hash tag, same slot)
-//   ARGV[1]  now in microseconds since the epoch, or "": honoured only by the test-time variant;
-//            otherwise the script reads Redis TIME
-//   ARGV[2]  cost (decimal integer >= 0)
-//   ARGV[3]  Policy::limit()
-//   ARGV[4]  debt algorithms: Policy::interval();  window algorithms: window in microseconds
-//   ARGV[5]  debt algorithms: Policy::ticks_per_us();  sliding_window_counter:
-//            Policy::weight_shift();  fixed_window, sliding_window_log: "0" (unused)
-// Reply: an array of 6 integers {allowed 1|0, reason 0 none|1 limited|2 cost_exceeds_capacity,
-// remaining, reset_after_us, retry_after_us, delay_us}, -1 standing for kNever. Decision::limit is
-// the policy's. Malformed arguments get an error reply starting "ERR floodgate: ".
+// Calling convention: one call decides n >= 1 checks of one algorithm, in order, at one time
+// (EVALSHA sha n*k KEYS... ARGV...), k = key_count(algorithm):
+//   KEYS[i*k+1]  check i's (0-based) state key, namespaced and hash-tagged by the client
+//                ("fg:fw:{user:42}"); sliding_window_log also takes KEYS[i*k+2] = that key + ":m"
+//                (same hash tag, same slot). In Redis Cluster all the keys of one call must be in
+//                one slot (CROSSSLOT otherwise): the client batches per slot.
+//   ARGV[1]      now in microseconds since the epoch, or "": honoured only by the test-time
+//                variant; otherwise the script reads Redis TIME, once for the whole call
+//   ARGV[2+4i]   check i's cost (decimal integer >= 0)
+//   ARGV[3+4i]   its Policy::limit()
+//   ARGV[4+4i]   debt algorithms: Policy::interval();  window algorithms: window in microseconds
+//   ARGV[5+4i]   debt algorithms: Policy::ticks_per_us();  sliding_window_counter:
+//                Policy::weight_shift();  fixed_window, sliding_window_log: "0" (unused)
+// Checks of one call may have different policies (limits, windows, rates), not different
+// algorithms. #KEYS must be a positive multiple of k and #ARGV == 1 + 4n.
+// Reply: an array of 6n integers, check i's at 6i..6i+5 (0-based): {allowed 1|0, reason 0 none|1
+// limited|2 cost_exceeds_capacity, remaining, reset_after_us, retry_after_us, delay_us}, -1
+// standing for kNever. Decision::limit is the policy's. For n = 1 this is the single-check call.
+// Checks are applied in order: a check sees the writes of the checks before it in the call (the
+// same key may appear several times), so a call decides exactly what its checks sent one by one
+// at the same time would. Every argument is validated before anything is read or written: a
+// malformed call (a wrong count, a malformed argument in any check) gets an error reply starting
+// "ERR floodgate: " and changes nothing.
 //
 // Keys: a fresh state is no key at all (the script deletes a key whose state became fresh). Every
 // key written expires at the millisecond its state becomes equivalent to a fresh one: SET ... PXAT

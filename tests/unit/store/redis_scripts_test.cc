@@ -8,6 +8,9 @@
 //   - the state the script leaves in Redis is the C++ state, and no key exists exactly when the
 //     C++ state is fresh;
 //   - every key expires once its state is fresh and not before.
+// Calls of many checks (ScriptBatches: up to 40, several on one key, each with its own policy)
+// decide and store exactly what core::decide() does for the same checks one after the other, and
+// a malformed call writes nothing.
 // The scripts under test are the test-time variants (time from ARGV[1]); the production variants
 // are checked to ignore ARGV[1] and read Redis TIME.
 //
@@ -152,24 +155,46 @@ testing::RedisServer& shared_server() {
 // ---------------------------------------------------------------------------------------------
 // Calling the scripts, and reading decisions and states as comparable text.
 
+// One check of a call: its policy (all of one algorithm in a call), key and cost.
+struct Check {
+  Policy policy;
+  std::string key;
+  std::uint64_t cost = 0;
+};
+
+// batch_command(): EVALSHA deciding `checks` in one call (scripts.h): each check's key(s), then
+// the time, then each check's cost, limit and two parameters.
+std::vector<std::string> batch_command(const std::string& sha, const std::vector<Check>& checks,
+                                       const std::string& now) {
+  const auto per_check =
+      static_cast<std::size_t>(redis::key_count(checks.front().policy.algorithm()));
+  std::vector<std::string> args = {"EVALSHA", sha, std::to_string(per_check * checks.size())};
+  for (const Check& c : checks) {
+    args.push_back(c.key);
+    if (per_check == 2) args.push_back(c.key + ":m");
+  }
+  args.push_back(now);
+  for (const Check& c : checks) {
+    const Algorithm a = c.policy.algorithm();
+    args.push_back(std::to_string(c.cost));
+    args.push_back(std::to_string(c.policy.limit()));
+    if (is_debt_meter(a)) {
+      args.push_back(std::to_string(c.policy.interval()));
+      args.push_back(std::to_string(c.policy.ticks_per_us()));
+    } else {
+      args.push_back(std::to_string(c.policy.window().count()));
+      args.push_back(a == Algorithm::kSlidingWindowCounter ? std::to_string(c.policy.weight_shift())
+                                                           : "0");
+    }
+  }
+  return args;
+}
+
+// eval_command(): one check alone.
 std::vector<std::string> eval_command(const std::string& sha, const Policy& policy,
                                       const std::string& key, const std::string& now,
                                       std::uint64_t cost) {
-  const Algorithm a = policy.algorithm();
-  std::vector<std::string> args = {"EVALSHA", sha, std::to_string(redis::key_count(a)), key};
-  if (redis::key_count(a) == 2) args.push_back(key + ":m");
-  args.push_back(now);
-  args.push_back(std::to_string(cost));
-  args.push_back(std::to_string(policy.limit()));
-  if (is_debt_meter(a)) {
-    args.push_back(std::to_string(policy.interval()));
-    args.push_back(std::to_string(policy.ticks_per_us()));
-  } else {
-    args.push_back(std::to_string(policy.window().count()));
-    args.push_back(a == Algorithm::kSlidingWindowCounter ? std::to_string(policy.weight_shift())
-                                                         : "0");
-  }
-  return args;
+  return batch_command(sha, {Check{policy, key, cost}}, now);
 }
 
 std::string duration_text(Micros d) { return d == kNever ? "never" : std::to_string(d.count()); }
@@ -183,24 +208,24 @@ std::string describe(const Decision& d) {
          " retry_after=" + duration_text(d.retry_after) + " delay=" + duration_text(d.delay);
 }
 
-// decision_from(): a script's reply as a Decision (nullopt and `error` set if malformed).
-std::optional<Decision> decision_from(const redisReply* r, const Policy& policy,
-                                      std::string& error) {
+// decision_at(): the `index`th decision of a call's reply (nullopt and `error` set if malformed).
+std::optional<Decision> decision_at(const redisReply* r, std::size_t index, std::size_t count,
+                                    const Policy& policy, std::string& error) {
   if (r->type == REDIS_REPLY_ERROR) {
     error = std::string("error reply: ") + r->str;
     return std::nullopt;
   }
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
-    error = "not an array of 6";
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 6 * count) {
+    error = "not an array of " + std::to_string(6 * count);
     return std::nullopt;
   }
-  for (std::size_t i = 0; i < 6; ++i) {
+  for (std::size_t i = 6 * index; i < 6 * index + 6; ++i) {
     if (r->element[i]->type != REDIS_REPLY_INTEGER) {
       error = "element " + std::to_string(i) + " is not an integer";
       return std::nullopt;
     }
   }
-  auto at = [&](std::size_t i) { return r->element[i]->integer; };
+  auto at = [&](std::size_t i) { return r->element[6 * index + i]->integer; };
   auto micros = [](long long v) { return v == -1 ? kNever : Micros{v}; };
   Decision d;
   d.allowed = at(0) == 1;
@@ -213,10 +238,27 @@ std::optional<Decision> decision_from(const redisReply* r, const Policy& policy,
   return d;
 }
 
+// decision_from(): a one-check call's reply as a Decision.
+std::optional<Decision> decision_from(const redisReply* r, const Policy& policy,
+                                      std::string& error) {
+  return decision_at(r, 0, 1, policy, error);
+}
+
 std::string describe_reply(const redisReply* r, const Policy& policy) {
   std::string error;
   const auto d = decision_from(r, policy, error);
   return d ? describe(*d) : error;
+}
+
+// describe_replies(): each check's decision in a call's reply, or what is wrong with the reply.
+std::vector<std::string> describe_replies(const redisReply* r, const std::vector<Check>& checks) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < checks.size(); ++i) {
+    std::string error;
+    const auto d = decision_at(r, i, checks.size(), checks[i].policy, error);
+    out.push_back(d ? describe(*d) : error);
+  }
+  return out;
 }
 
 // Little-endian fields as Lua's struct.pack writes them ("<i7", "<I4").
@@ -883,6 +925,278 @@ INSTANTIATE_TEST_SUITE_P(AllAlgorithms, ProductionScripts, ::testing::ValuesIn(k
                          algorithm_name);
 
 // ---------------------------------------------------------------------------------------------
+// Many checks in one call: the decisions of the same checks sent one by one at the call's time.
+
+// A key of a batch run, with the C++ state and the policy it was last checked under.
+struct BatchKey {
+  std::string key;
+  Policy policy;
+  core::CompactState compact;
+  core::SlidingLog log;
+  std::int64_t expiry_ms = 0;  // debt meters: when production Redis drops the key
+};
+
+// What one call should answer and leave behind: every check's decision and every key's state.
+struct BatchStep {
+  std::int64_t now = 0;
+  std::vector<Check> checks;
+  std::vector<std::string> decisions;
+  std::vector<std::string> states;  // per key of the run, in its order
+  // Debt meters: the time a key's stamp is read nearest to. A key the call left alone may have
+  // expired in production (the test-time script reads it as absent) a year ago, its stamp further
+  // behind than 2^45 us: it is read nearest to that expiry, still exact.
+  std::vector<std::int64_t> read_at;
+};
+
+struct BatchCoverage {
+  int calls = 0, checks = 0, repeated = 0, allowed = 0, limited = 0, behind = 0, switched = 0;
+  std::size_t longest_log = 0;
+};
+
+// run_batches(): `runs` runs of `calls` calls each; a run shares 1 to 6 keys, each with its own
+// policy (switched for another in one check of forty), among calls of 1 to 40 checks.
+void run_batches(Algorithm algorithm, std::uint64_t seed, int runs, int calls) {
+  BatchCoverage seen;
+  RedisClient redis(shared_server().port());
+  const std::string sha = redis.load(redis::script_text(algorithm, /*test_time=*/true));
+  const bool is_log = algorithm == Algorithm::kSlidingWindowLog;
+  Rng rng(seed);
+
+  for (int run = 0; run < runs; ++run) {
+    // A third of the log runs grow one long log: one key, of 200 to 300 entries' worth (above 128
+    // entries Redis turns a listpack into a skiplist), a call of one or two checks at a time.
+    const bool long_log = is_log && run % 3 == 0;
+    std::vector<BatchKey> keys;
+    const std::int64_t key_count = long_log ? 1 : pick(rng, 1, 6);
+    for (std::int64_t j = 0; j < key_count; ++j) {
+      Policy policy = random_policy(algorithm, rng);
+      while (long_log && policy.limit() < 200) policy = random_policy(algorithm, rng);
+      keys.push_back({key_of(algorithm, "batch:" + std::to_string(seed) + ":" +
+                                            std::to_string(run) + ":" + std::to_string(j)),
+                      policy, core::CompactState{}, core::SlidingLog{}});
+    }
+    std::int64_t now = kEpoch2026 + pick(rng, 0, std::int64_t{400} * 24 * 3600 * 1'000'000);
+    std::int64_t latest = now;
+    const bool trickle = long_log || pick(rng, 0, 2) == 0;
+
+    std::vector<BatchStep> steps;
+    for (int call = 0; call < calls; ++call) {
+      BatchStep step;
+      // Time moves between calls (forwards, not at all, or backwards) at the scale of one key.
+      now = next_time(rng, keys[static_cast<std::size_t>(pick(rng, 0, key_count - 1))].policy, now,
+                      latest, trickle);
+      step.now = now;
+      seen.behind += now < latest ? 1 : 0;
+      const int n = long_log               ? static_cast<int>(pick(rng, 1, 2))
+                    : pick(rng, 0, 4) == 0 ? 1
+                                           : static_cast<int>(pick(rng, 1, 40));
+      std::vector<int> uses(keys.size(), 0);
+      for (int i = 0; i < n; ++i) {
+        const auto j = static_cast<std::size_t>(pick(rng, 0, key_count - 1));
+        BatchKey& k = keys[j];
+        seen.repeated += uses[j]++ > 0 ? 1 : 0;
+        if (!long_log && pick(rng, 0, 39) == 0) {  // a rule reloaded: the key keeps its state
+          k.policy = random_policy(algorithm, rng);
+          ++seen.switched;
+        }
+        const std::uint64_t cost = next_cost(rng, k.policy, trickle);
+        if (is_debt_meter(algorithm) && !k.compact.is_fresh() && now / 1000 > k.expiry_ms) {
+          k.compact = core::CompactState{};  // production Redis would have expired it
+        }
+        const Decision d = is_log ? core::decide(k.policy, k.log, Micros{now}, cost)
+                                  : core::decide(k.policy, k.compact, Micros{now}, cost);
+        if (is_debt_meter(algorithm) && !k.compact.is_fresh()) {
+          k.expiry_ms = production_expiry_ms(now, d.reset_after);
+        }
+        step.checks.push_back({k.policy, k.key, cost});
+        step.decisions.push_back(describe(d));
+        seen.allowed += d.allowed ? 1 : 0;
+        seen.limited += d.reason == DenyReason::kLimited ? 1 : 0;
+        seen.longest_log = std::max(seen.longest_log, k.log.entry_count());
+      }
+      redis.append(batch_command(sha, step.checks, std::to_string(now)));
+      for (const BatchKey& k : keys) {
+        if (is_log) {
+          step.states.push_back(describe_log(k.log));
+          redis.append({"GET", k.key + ":m"});
+          redis.append({"ZRANGE", k.key, "0", "-1", "WITHSCORES"});
+        } else {
+          std::string state = describe_state(algorithm, k.compact);
+          if (is_debt_meter(algorithm) && !k.compact.is_fresh()) {
+            state += " expires_ms=" + std::to_string(k.expiry_ms);
+          }
+          step.states.push_back(state);
+          step.read_at.push_back(std::min(now, k.expiry_ms * 1000));
+          redis.append({"GET", k.key});
+        }
+      }
+      seen.checks += n;
+      ++seen.calls;
+      steps.push_back(std::move(step));
+    }
+
+    bool failed = false;
+    for (std::size_t c = 0; c < steps.size(); ++c) {
+      const BatchStep& step = steps[c];
+      const Reply reply = redis.read();
+      std::vector<std::string> stored;
+      for (std::size_t j = 0; j < keys.size(); ++j) {
+        if (is_log) {
+          const Reply meta = redis.read();
+          const Reply entries = redis.read();
+          stored.push_back(describe_stored_log(meta.get(), entries.get()));
+        } else {
+          stored.push_back(describe_stored(algorithm, redis.read().get(), step.read_at[j]));
+        }
+      }
+      if (failed) continue;  // drain the pipeline; one report per run is enough
+
+      const std::vector<std::string> got = describe_replies(reply.get(), step.checks);
+      for (std::size_t i = 0; i < step.checks.size() && !failed; ++i) {
+        const Check& check = step.checks[i];
+        EXPECT_EQ(got[i], step.decisions[i])
+            << "seed " << seed << " run " << run << " call " << c << " (" << step.checks.size()
+            << " checks) at " << step.now << ": check " << i << " " << check.policy << " cost "
+            << check.cost << " key " << check.key;
+        failed = got[i] != step.decisions[i];
+      }
+      for (std::size_t j = 0; j < keys.size() && !failed; ++j) {
+        EXPECT_EQ(stored[j], step.states[j])
+            << "seed " << seed << " run " << run << " call " << c << " at " << step.now
+            << ": the state of " << keys[j].key << " after the call";
+        failed = stored[j] != step.states[j];
+      }
+    }
+    for (const BatchKey& k : keys) redis.command({"DEL", k.key, k.key + ":m"});
+    if (::testing::Test::HasFailure()) return;
+  }
+  std::cout << "[ coverage ] " << to_string(algorithm) << ": " << seen.calls << " calls of "
+            << seen.checks << " checks (" << seen.repeated << " of a key already checked in "
+            << "the call, " << seen.switched << " under a switched policy), " << seen.allowed
+            << " allowed, " << seen.limited << " limited, " << seen.behind
+            << " calls behind the latest time";
+  if (is_log) std::cout << ", longest log " << seen.longest_log;
+  std::cout << "\n";
+}
+
+class ScriptBatches : public ::testing::TestWithParam<Algorithm> {};
+
+TEST_P(ScriptBatches, DecideAsTheSameChecksOneByOneAndLeaveTheSameStates) {
+  // Logs get fewer, longer runs: the entries of one call share its microsecond, so a log grows by
+  // an entry a call, and past 128 entries Redis turns its listpack into a skiplist.
+  const bool is_log = GetParam() == Algorithm::kSlidingWindowLog;
+  run_batches(GetParam(), seed_for(GetParam(), 4), is_log ? 12 : 60, is_log ? 250 : 30);
+}
+
+// A call with a wrong number of keys or arguments, or with a malformed argument in its third
+// check, gets an error reply naming the argument and writes nothing: no key appears, and a key
+// the call names keeps its value.
+TEST_P(ScriptBatches, AMalformedCallGetsAnErrorReplyAndWritesNothing) {
+  const Algorithm a = GetParam();
+  const bool is_log = a == Algorithm::kSlidingWindowLog;
+  const auto per_check = static_cast<std::size_t>(redis::key_count(a));
+  RedisClient redis(shared_server().port());
+  const std::string sha = redis.load(redis::script_text(a, /*test_time=*/true));
+  const Policy policy = hour_policy(a);
+  const std::string now = std::to_string(kEpoch2026);
+
+  const std::string written = key_of(a, "malformed:written");
+  redis.command({"DEL", written, written + ":m"});
+  ASSERT_EQ(redis.command(eval_command(sha, policy, written, now, 1))->type, REDIS_REPLY_ARRAY);
+  auto snapshot = [&] {
+    std::string out = describe_stored(a, redis.command({"GET", written}).get(), kEpoch2026);
+    if (is_log) {
+      out = describe_stored_log(redis.command({"GET", written + ":m"}).get(),
+                                redis.command({"ZRANGE", written, "0", "-1", "WITHSCORES"}).get());
+    }
+    return out;
+  };
+  const std::string before = snapshot();
+  ASSERT_NE(before, "absent");
+
+  std::vector<Check> checks = {{policy, written, 1}};
+  for (int i = 1; i < 5; ++i) {
+    checks.push_back({policy, key_of(a, "malformed:" + std::to_string(i)), 1});
+  }
+  const std::vector<std::string> good = batch_command(sha, checks, now);
+  // argv(): the index in `good` of ARGV[m].
+  const std::size_t keys = checks.size() * per_check;
+  auto argv = [&](std::size_t m) { return 3 + keys + m - 1; };
+  auto with = [&](std::size_t m, std::string value) {
+    std::vector<std::string> args = good;
+    args[argv(m)] = std::move(value);
+    return args;
+  };
+
+  struct Case {
+    std::string what;
+    std::vector<std::string> args;
+    std::string error;
+  };
+  std::vector<Case> cases;
+  std::vector<std::string> args = good;
+  args.pop_back();
+  cases.push_back({"an argument short", args, "ARGV must hold the time and 4 arguments per check"});
+  args = good;
+  args.push_back("0");
+  cases.push_back({"an argument more", args, "ARGV must hold the time and 4 arguments per check"});
+  args = good;
+  args.erase(args.begin() + static_cast<std::ptrdiff_t>(3 + keys - per_check),
+             args.begin() + static_cast<std::ptrdiff_t>(3 + keys));
+  args[2] = std::to_string(keys - per_check);
+  cases.push_back(
+      {"a check's keys short", args, "ARGV must hold the time and 4 arguments per check"});
+  const std::string key_error =
+      is_log ? "sliding_window_log takes two keys per check" : "KEYS must hold one key per check";
+  cases.push_back({"no check", {"EVALSHA", sha, "0", now}, key_error});
+  if (is_log) {
+    args = good;
+    args.erase(args.begin() + static_cast<std::ptrdiff_t>(3 + keys - 1));  // the last meta key
+    args[2] = std::to_string(keys - 1);
+    cases.push_back({"an odd number of keys", args, key_error});
+  }
+  // The third check's arguments are ARGV[10] to ARGV[13].
+  cases.push_back({"a cost of -1", with(10, "-1"), "ARGV[10] (cost) must be a decimal integer"});
+  cases.push_back({"a cost of 1.5", with(10, "1.5"), "ARGV[10] (cost) must be a decimal integer"});
+  cases.push_back({"a limit of 0", with(11, "0"), "ARGV[11] (limit) is out of range"});
+  cases.push_back(
+      {"a limit above 2^32 - 1", with(11, "4294967296"), "ARGV[11] (limit) is out of range"});
+  if (is_debt_meter(a)) {
+    cases.push_back({"an interval of 0", with(12, "0"), "ARGV[12] (interval) is out of range"});
+    cases.push_back(
+        {"ticks_per_us of x", with(13, "x"), "ARGV[13] (ticks_per_us) must be a decimal integer"});
+    args = with(11, "4294967295");
+    args[argv(12)] = std::to_string((std::int64_t{1} << 18) + 1);  // 2^50 + 2^32 - 2^18 - 1
+    cases.push_back({"limit * interval above 2^50", args, "limit * interval must stay below 2^50"});
+  } else {
+    cases.push_back({"a window of 0", with(12, "0"), "ARGV[12] (window_us) is out of range"});
+  }
+  if (a == Algorithm::kSlidingWindowCounter) {
+    cases.push_back(
+        {"a weight_shift of 17", with(13, "17"), "ARGV[13] (weight_shift) is out of range"});
+  }
+  cases.push_back({"a time of 1.5", with(1, "1.5"), "ARGV[1] (now) must be a decimal integer"});
+
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    const Reply r = redis.command(c.args);
+    ASSERT_EQ(r->type, REDIS_REPLY_ERROR) << describe_replies(r.get(), checks)[0];
+    EXPECT_TRUE(std::string(r->str).starts_with("ERR floodgate: " + c.error)) << r->str;
+    for (std::size_t i = 1; i < checks.size(); ++i) {
+      EXPECT_EQ(redis.integer({"EXISTS", checks[i].key, checks[i].key + ":m"}), 0) << checks[i].key;
+    }
+    EXPECT_EQ(snapshot(), before);
+  }
+  // The same call, well formed, does write.
+  EXPECT_EQ(redis.command(good)->type, REDIS_REPLY_ARRAY);
+  EXPECT_EQ(redis.integer({"EXISTS", checks[4].key}), 1);
+  for (const Check& c : checks) redis.command({"DEL", c.key, c.key + ":m"});
+}
+
+INSTANTIATE_TEST_SUITE_P(AllAlgorithms, ScriptBatches, ::testing::ValuesIn(kAlgorithms),
+                         algorithm_name);
+
+// ---------------------------------------------------------------------------------------------
 
 TEST(RedisScripts, VariantsDifferOnlyInTheirFirstLine) {
   for (const Algorithm a : kAlgorithms) {
@@ -981,6 +1295,68 @@ TEST(RedisScripts, MemoryUsagePerKey) {
     if (least != most) std::cout << " (" << least << " after some scripts)";
     std::cout << "\n";
     RecordProperty("memory_usage_" + std::string(to_string(a)), static_cast<int>(most));
+  }
+
+  // Keys written as the 2nd to nth check of one call: after each path of the same script in that
+  // call (admitted, peeked, limited, refused, nothing there, a log dropped), the call itself after
+  // every path of every script.
+  for (const Algorithm a : kAlgorithms) {
+    const Policy policy = hour_policy(a);
+    const std::string sha = redis.load(redis::script_text(a, false));
+    const std::string other = key_of(a, "batch:1"), empty = key_of(a, "batch:2");
+    const std::string dropped = key_of(a, "batch:3");
+    std::vector<Check> checks;
+    std::vector<std::string> measured;
+    auto then_measured = [&] {
+      measured.push_back(key_of(a, "user:1234" + std::to_string(measured.size())));
+      checks.push_back({policy, measured.back(), 3});
+    };
+    for (const std::uint64_t cost : {1u, 0u, 10u, 20u}) {
+      checks.push_back({policy, other, cost});
+      then_measured();
+    }
+    checks.push_back({policy, empty, 0});
+    then_measured();
+    if (a == Algorithm::kSlidingWindowLog) {
+      checks.push_back({brief, dropped, 0});  // written 3 ms before the call: both keys dropped
+      then_measured();
+    }
+    checks.push_back({policy, measured.front(), 0});  // written again, after all of them
+
+    std::int64_t least = std::numeric_limits<std::int64_t>::max(), most = 0;
+    for (const Call& c : before) {
+      std::this_thread::sleep_for(c.sleep_before);
+      call(c.policy, c.key, c.cost);
+      for (const std::string& k : measured) redis.command({"DEL", k, k + ":m"});
+      redis.command({"DEL", other, other + ":m"});
+      if (a == Algorithm::kSlidingWindowLog) {
+        call(brief, dropped, 1);
+        std::this_thread::sleep_for(3ms);
+      }
+      const Reply r = redis.command(batch_command(sha, checks, ""));
+      ASSERT_EQ(r->type, REDIS_REPLY_ARRAY) << describe_replies(r.get(), checks)[0];
+      for (std::size_t i = 0; i < measured.size(); ++i) {
+        const std::string& key = measured[i];
+        std::int64_t bytes = redis.integer({"MEMORY", "USAGE", key, "SAMPLES", "0"});
+        if (a == Algorithm::kSlidingWindowLog) {
+          bytes += redis.integer({"MEMORY", "USAGE", key + ":m", "SAMPLES", "0"});
+        }
+        least = std::min(least, bytes);
+        most = std::max(most, bytes);
+        if (a == Algorithm::kFixedWindow || is_debt_meter(a)) {
+          EXPECT_LE(bytes, 100) << key << " written by check " << 2 * i + 1 << " of "
+                                << checks.size() << " after " << c.policy << " cost " << c.cost
+                                << " on " << c.key;
+        }
+      }
+    }
+    for (const std::string& k : measured) redis.command({"DEL", k, k + ":m"});
+    for (const std::string& k : {other, empty, dropped}) redis.command({"DEL", k, k + ":m"});
+    std::cout << "[ memory   ] " << to_string(a) << ", keys written by checks 2 to "
+              << checks.size() << " of one call: " << most << " bytes";
+    if (least != most) std::cout << " (" << least << " after some)";
+    std::cout << "\n";
+    RecordProperty("memory_usage_in_a_call_" + std::string(to_string(a)), static_cast<int>(most));
   }
   for (const Call& c : before) redis.command({"DEL", c.key, c.key + ":m"});
 }
@@ -1095,6 +1471,69 @@ TEST(RedisScripts, AFullSlidingLogOfTheLargestLimitStaysCheap) {
   std::cout << "[ timing   ] full 100,000-entry log: " << per_call.count() << " us per call\n";
   EXPECT_LT(per_call, 5ms);
   redis.command({"DEL", key, key + ":m"});
+}
+
+// The reason for calls of many checks: 10,000 checks (on 1,000 keys) pipelined as 10,000 calls of
+// one check, then as 250 calls of 40, on the production scripts.
+TEST(RedisScripts, OneCallOfManyChecksCostsLessThanACallPerCheck) {
+  RedisClient redis(shared_server().port());
+  constexpr int kChecks = 10'000;
+  constexpr int kKeys = 1'000;
+  for (const Algorithm a :
+       {Algorithm::kGcra, Algorithm::kFixedWindow, Algorithm::kSlidingWindowLog}) {
+    const Policy policy = a == Algorithm::kGcra ? Policy::gcra(100, 1min).value()
+                          : a == Algorithm::kFixedWindow
+                              ? Policy::fixed_window(100, 1min).value()
+                              : Policy::sliding_window_log(100, 1min).value();
+    const std::string sha = redis.load(redis::script_text(a, /*test_time=*/false));
+    std::vector<std::string> keys;
+    for (int i = 0; i < kKeys; ++i) keys.push_back(key_of(a, "timing:" + std::to_string(i)));
+    auto clear = [&] {
+      for (const std::string& k : keys) redis.append({"DEL", k, k + ":m"});
+      for (std::size_t i = 0; i < keys.size(); ++i) redis.read();
+    };
+    // Redis' own time in EVALSHA (INFO commandstats), in microseconds.
+    auto evalsha_us = [&] {
+      const Reply info = redis.command({"INFO", "commandstats"});
+      const std::string text(info->str, info->len);
+      const std::size_t at = text.find("cmdstat_evalsha:");
+      const std::size_t usec = text.find("usec=", at);
+      return at == std::string::npos || usec == std::string::npos
+                 ? 0.0
+                 : std::stod(text.substr(usec + 5));
+    };
+    // us_per_check(): the whole pipeline's time over kChecks, and Redis' part of it in
+    // `in_redis`; every reply checked.
+    auto us_per_check = [&](int per_call, double& in_redis) {
+      clear();
+      redis.command({"CONFIG", "RESETSTAT"});
+      const auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < kChecks; i += per_call) {
+        std::vector<Check> checks;
+        for (int j = i; j < i + per_call; ++j) {
+          checks.push_back({policy, keys[static_cast<std::size_t>(j * 7919 % kKeys)], 1});
+        }
+        redis.append(batch_command(sha, checks, ""));
+      }
+      for (int i = 0; i < kChecks; i += per_call) {
+        const Reply r = redis.read();
+        EXPECT_EQ(r->type, REDIS_REPLY_ARRAY);
+        EXPECT_EQ(r->elements, static_cast<std::size_t>(6 * per_call));
+      }
+      const auto elapsed = std::chrono::steady_clock::now() - start;
+      in_redis = evalsha_us() / kChecks;
+      return std::chrono::duration<double, std::micro>(elapsed).count() / kChecks;
+    };
+    double one_in_redis = 0, forty_in_redis = 0;
+    const double one = us_per_check(1, one_in_redis);
+    const double forty = us_per_check(40, forty_in_redis);
+    clear();
+    std::cout << "[ timing   ] " << to_string(a) << ", " << kChecks
+              << " checks pipelined, us per check (of which in EVALSHA): one per call " << one
+              << " (" << one_in_redis << "), 40 per call " << forty << " (" << forty_in_redis
+              << ")\n";
+    EXPECT_LT(forty, one);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 -- File: store/redis/scripts/debt_meter.lua
 --
 -- token_bucket, gcra and leaky_bucket: core::decide_debt (src/core/debt_meter.cc), step for step.
---   ARGV[4] = Policy::interval() (ticks of debt per unit of cost), ARGV[5] = ticks_per_us() (0: the
---   bucket never refills).
---   KEYS[1] = 12 bytes "<I3I3I6": the debt in ticks and the stamp modulo 2^46 microseconds. Absent =
---   fresh (debt 0, no past).
+--   A check's parameters (ARGV[4+4i], ARGV[5+4i]) = Policy::interval() (ticks of debt per unit of
+--   cost), ticks_per_us() (0: the bucket never refills).
+--   Its key (KEYS[i+1]) = 12 bytes "<I3I3I6": the debt in ticks and the stamp modulo 2^46
+--   microseconds. Absent = fresh (debt 0, no past).
 --
 -- 12 bytes is what keeps a key at the smaller Redis allocation (see prelude.lua): 96 bits hold
 --   - the debt, below 2^50: Policy keeps limit * interval < 2^50;
@@ -81,20 +81,20 @@ local function debt_value(debt, stamp, now, reset_us)
   return value
 end
 
--- decide_debt(): the whole script for one of the three; `reports_delay` for leaky_bucket.
-local function decide_debt(reports_delay)
-  local key = KEYS[1]
-  local cost = arg_integer(2, "cost")
-  local limit = arg_positive(3, "limit", MAX_LIMIT)
-  local interval = arg_positive(4, "interval", 9007199254740991)
-  local per_us = arg_integer(5, "ticks_per_us")
+-- debt_parameters(): a check's interval (ARGV[at]) and ticks_per_us (ARGV[at + 1]).
+local function debt_parameters(at, limit)
+  local interval = arg_positive(at, "interval", 9007199254740991)
+  local per_us = arg_integer(at + 1, "ticks_per_us")
   -- Policy keeps this below 2^50: the packed debt's width, and every sum compared with it exact.
-  local tolerance = limit * interval
-  if tolerance >= MAX_TOLERANCE then
-    fail("limit * interval must stay below 2^50")
+  if limit * interval >= MAX_TOLERANCE then
+    fail("limit * interval must stay below 2^50 (ARGV[" .. at .. "])")
   end
-  local now = now_us()
+  return interval, per_us
+end
 
+-- decide_debt(): one check of one of the three; `reports_delay` for leaky_bucket.
+local function decide_debt(key, now, cost, limit, interval, per_us, reports_delay)
+  local tolerance = limit * interval
   local stored = redis.call("GET", key)
   local debt, at = load_debt(stored, now)
   if not debt then
@@ -150,5 +150,5 @@ local function decide_debt(reports_delay)
   -- A drained meter is forgotten entirely, stamp included.
   store(key, stored, debt == 0, debt > 0 and debt_value(debt, at, now, reset_after), now,
         reset_after)
-  return reply(allowed, reason, remaining, reset_after, retry_after, delay)
+  return allowed, reason, remaining, reset_after, retry_after, delay
 end

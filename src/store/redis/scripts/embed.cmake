@@ -4,7 +4,9 @@
 # Each algorithm's script is the concatenation, at configure time, of
 #   local FG_TEST_TIME = false|true    (the production and the test-time variant)
 #   prelude.lua [debt_meter.lua] <algorithm>.lua
-# written into a generated scripts.cc as raw string literals. Editing a .lua file re-runs CMake.
+# written into a generated scripts.cc as raw string literals. Each algorithm's file ends with
+# `return decide_checks(...)`, prelude.lua's driver that decides a call's n checks in order.
+# Editing a .lua file re-runs CMake.
 # Included from src/CMakeLists.txt.
 
 set(_fg_scripts_dir ${CMAKE_CURRENT_LIST_DIR})

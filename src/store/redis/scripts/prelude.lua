@@ -1,19 +1,29 @@
 -- File: store/redis/scripts/prelude.lua
 --
 -- The first chunk of every floodgate script: argument parsing, time, exact integer division,
--- state packing, TTLs and the reply. embed.cmake builds each script as
+-- state packing, TTLs and the batch driver (decide_checks). embed.cmake builds each script as
 --
 --   local FG_TEST_TIME = true|false   -- one line; the two variants differ only here
 --   prelude.lua [debt_meter.lua] <algorithm>.lua
 --
--- Contract (src/store/redis/scripts.h; the Redis client depends on it):
---   KEYS[1]  the state key (namespaced and hash-tagged by the client)
---   ARGV[1]  now in microseconds since the epoch, or "": honoured only when FG_TEST_TIME;
---            otherwise now is Redis TIME
---   ARGV[2]  cost (integer >= 0)      ARGV[3] limit (Policy::limit())
---   ARGV[4]  ARGV[5]: the algorithm's parameters (see each algorithm's file)
---   reply    {allowed 1|0, reason 0 none|1 limited|2 cost_exceeds_capacity, remaining,
---             reset_after_us, retry_after_us, delay_us}, -1 standing for never
+-- where <algorithm>.lua defines the algorithm's parameters() and decide() and ends with
+-- `return decide_checks(keys_per_check, parameters, decide)`.
+--
+-- Contract (src/store/redis/scripts.h; the Redis client depends on it): one call decides n >= 1
+-- checks of one algorithm, in order, at one time. With k = keys per check (2 for
+-- sliding_window_log, else 1):
+--   KEYS[i*k+1]  check i's state key (namespaced and hash-tagged by the client); the log's
+--                KEYS[i*k+2] is its meta key
+--   ARGV[1]      now in microseconds since the epoch, or "": honoured only when FG_TEST_TIME;
+--                otherwise now is Redis TIME (read once per call)
+--   ARGV[2+4i]   check i's cost (integer >= 0)     ARGV[3+4i] its limit (Policy::limit())
+--   ARGV[4+4i]   ARGV[5+4i]: its algorithm parameters (see each algorithm's file)
+--   reply        6n integers, check i's at 6i+1..6i+6: {allowed 1|0, reason 0 none|1 limited|2
+--                cost_exceeds_capacity, remaining, reset_after_us, retry_after_us, delay_us}, -1
+--                standing for never
+-- A check sees the writes of the checks before it in the same call (the same key may appear
+-- several times), so a call decides exactly as its checks sent one by one at the same time.
+-- Every argument is validated before anything is read or written: a malformed call has no effect.
 --
 -- Exactness. Redis 7.0 runs Lua 5.1, whose only number is an IEEE double. The C++ algorithms
 -- (src/core/) keep every value below 2^53, so each step here is exact as long as
@@ -141,6 +151,43 @@ local function store(key, existed, fresh, value, now, reset_us)
   end
 end
 
-local function reply(allowed, reason, remaining, reset_after, retry_after, delay)
-  return {allowed and 1 or 0, reason, remaining, reset_after, retry_after, delay}
+-- decide_checks(): the whole script. Validates the shape of the call and every check's arguments
+-- (cost, limit, then parameters(i, limit) for ARGV[i], ARGV[i + 1], which returns the two
+-- parameters as numbers or fails), reads the time once, then runs
+-- decide(key, meta_key, now, cost, limit, p4, p5) for each check in order; decide returns
+-- allowed (a boolean), reason, remaining, reset_after, retry_after, delay.
+local function decide_checks(keys_per_check, parameters, decide)
+  local key_count, arg_count = #KEYS, #ARGV
+  local n = math.floor(key_count / keys_per_check)
+  if n < 1 or n * keys_per_check ~= key_count then
+    fail(keys_per_check == 2
+         and "sliding_window_log takes two keys per check, the log and its meta key: got " ..
+             key_count
+         or "KEYS must hold one key per check, at least one: got " .. key_count)
+  end
+  if arg_count ~= 1 + 4 * n then
+    fail("ARGV must hold the time and 4 arguments per check: " .. 1 + 4 * n .. " for " .. n ..
+         " checks, not " .. arg_count)
+  end
+  -- Validate everything before the first write: a malformed call leaves every key as it was.
+  local args = {}
+  for i = 0, n - 1 do
+    local at = 2 + 4 * i
+    local cost = arg_integer(at, "cost")
+    local limit = arg_positive(at + 1, "limit", MAX_LIMIT)
+    local p4, p5 = parameters(at + 2, limit)
+    args[4 * i + 1], args[4 * i + 2], args[4 * i + 3], args[4 * i + 4] = cost, limit, p4, p5
+  end
+  local now = now_us()
+
+  local out = {}
+  for i = 0, n - 1 do
+    local a, k = 4 * i, keys_per_check * i
+    local allowed, reason, remaining, reset_after, retry_after, delay =
+        decide(KEYS[k + 1], KEYS[k + 2], now, args[a + 1], args[a + 2], args[a + 3], args[a + 4])
+    local r = 6 * i
+    out[r + 1], out[r + 2], out[r + 3] = allowed and 1 or 0, reason, remaining
+    out[r + 4], out[r + 5], out[r + 6] = reset_after, retry_after, delay
+  end
+  return out
 end
