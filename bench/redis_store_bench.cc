@@ -68,6 +68,7 @@ double run_store(int port, int seconds, int in_flight, bool adopted, std::uint64
   o.port = static_cast<std::uint16_t>(port);
   o.timeout = 1s;
   o.max_in_flight = 1 << 20;
+  boost::asio::io_context io{1};  // an adopted loop must outlive the store
   floodgate::RedisStore store(o);
   if (!store.wait_connected(5s)) {
     std::fprintf(stderr, "cannot connect to redis\n");
@@ -90,7 +91,6 @@ double run_store(int port, int seconds, int in_flight, bool adopted, std::uint64
     s->rng.seed(static_cast<unsigned>(i + 1));
     slots.push_back(std::move(s));
   }
-  boost::asio::io_context io{1};
   std::thread loop;
   if (adopted) {
     loop = std::thread([&] {

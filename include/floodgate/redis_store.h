@@ -97,7 +97,8 @@ class RedisStore final : public Store {
   // worker's), and sends the checks made on that thread through it, so the answer comes back on
   // the same thread with no hand-off between threads (the pool's connections remain the
   // fallback). Call it on the loop's thread; release(io), also on that thread, closes the
-  // connection so the loop can end. `io` must outlive the store or the release.
+  // connection so the loop can end. The connection object itself lives until the store is
+  // destroyed, so `io` must outlive the store (declare the io_context first).
   void adopt(boost::asio::io_context& io);
   void release(boost::asio::io_context& io);
 

@@ -178,9 +178,9 @@ TEST(RedisStore, ConcurrentChecksOfOneKeyAdmitExactlyTheLimit) {
 // and release() lets the loop end.
 TEST(RedisStore, AdoptedLoopIsAnsweredOnItsOwnThread) {
   RedisServer redis;
+  boost::asio::io_context io{1};  // before the store: it must outlive the adopted connection
   RedisStore store(options_for(redis));
   ASSERT_TRUE(store.wait_connected(5s));
-  boost::asio::io_context io{1};
   const Policy policy = Policy::fixed_window(3, std::chrono::minutes(1)).value();
   struct Done final : Completion {
     std::thread::id on;
