@@ -27,6 +27,7 @@
 #include "floodgate/redis_store.h"
 #include "floodgate/version.h"
 #include "observe/metrics.h"
+#include "rls/config.h"
 #include "rules/loader.h"
 #include "rules/rule_set.h"
 #include "server/http/api.h"
@@ -117,23 +118,34 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
-// The files `floodgate validate PATH` covers: PATH itself, or the YAML files of a directory.
+// The files `floodgate validate PATH` covers: PATH itself, or the YAML files of a directory and
+// its subdirectories (names starting with '.' skipped), as the RLS config loader reads them.
 std::vector<std::string> files_of(const std::string& path) {
-  namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_directory(path, ec)) return {path};
-  std::vector<std::string> files;
-  for (const auto& entry : fs::directory_iterator(path, ec)) {
-    const auto ext = entry.path().extension();
-    if (entry.is_regular_file(ec) && (ext == ".yaml" || ext == ".yml")) {
-      files.push_back(entry.path().string());
-    }
-  }
-  std::sort(files.begin(), files.end());
-  return files;
+  return floodgate::rls::config_files(path, ec);
 }
 
-int run_validate(const std::vector<std::string>& paths) {
+// The envoyproxy/ratelimit configs found under one PATH, loaded together as the service would
+// load them (so a domain given twice is refused).
+int validate_envoy_configs(const std::string& root,
+                           const std::vector<floodgate::rls::ConfigText>& files,
+                           bool merge_domains) {
+  floodgate::rls::LoadOptions options;
+  options.merge_domains = merge_domains;
+  auto loaded = floodgate::rls::load_config_texts(files, options);
+  if (auto* errors = std::get_if<floodgate::rls::LoadErrors>(&loaded)) {
+    for (const auto& message : errors->messages) fmt::print(stderr, "{}\n", message);
+    return 1;
+  }
+  const auto& config = std::get<floodgate::rls::Config>(loaded);
+  for (const auto& warning : config.warnings) fmt::print(stderr, "warning: {}\n", warning);
+  fmt::print("{}: ok, envoyproxy/ratelimit config: {} domain(s), {} limit(s) in {} file(s)\n{}",
+             root, config.domains.size(), config.limit_count(), files.size(),
+             floodgate::rls::describe(config));
+  return 0;
+}
+
+int run_validate(const std::vector<std::string>& paths, bool merge_domains) {
   const floodgate::PolicyDefaults defaults;
   int status = 0;
   for (const std::string& root : paths) {
@@ -142,6 +154,7 @@ int run_validate(const std::vector<std::string>& paths) {
       fmt::print(stderr, "{}: no .yaml or .yml files\n", root);
       status = 1;
     }
+    std::vector<floodgate::rls::ConfigText> envoy_configs;
     for (const std::string& file : files) {
       std::error_code ec;
       if (!std::filesystem::exists(file, ec)) {
@@ -149,11 +162,9 @@ int run_validate(const std::vector<std::string>& paths) {
         status = 1;
         continue;
       }
-      const std::string text = read_file(file);
+      std::string text = read_file(file);
       if (floodgate::rules::is_envoy_config(text)) {
-        fmt::print(stderr,
-                   "{}: an envoyproxy/ratelimit config; this build cannot check those yet\n", file);
-        status = 1;
+        envoy_configs.push_back({file, std::move(text)});
         continue;
       }
       auto loaded = floodgate::rules::load_rules_text(text, file, defaults);
@@ -164,6 +175,9 @@ int run_validate(const std::vector<std::string>& paths) {
       }
       const auto& set = std::get<floodgate::rules::RuleSet>(loaded);
       fmt::print("{}: ok, {} rule(s)\n{}", file, set.rules.size(), floodgate::rules::describe(set));
+    }
+    if (!envoy_configs.empty() && validate_envoy_configs(root, envoy_configs, merge_domains) != 0) {
+      status = 1;
     }
   }
   return status;
@@ -372,8 +386,14 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> validate_paths;
   CLI::App* validate = app.add_subcommand(
-      "validate", "Check rules files (a file or a directory of .yaml files) and print the rules");
+      "validate",
+      "Check rules files or envoyproxy/ratelimit configs (a file or a directory of .yaml files) "
+      "and print what they define");
   validate->add_option("paths", validate_paths, "Files or directories")->required();
+  bool validate_merge_domains = false;
+  validate->add_flag("--merge-domains", validate_merge_domains,
+                     "envoyproxy/ratelimit configs: let files of one PATH share a domain "
+                     "(its MERGE_DOMAIN_CONFIG)");
 
   floodgate::app::Settings settings;
   CLI::App* serve = app.add_subcommand("serve", "Run the rate limit service");
@@ -382,7 +402,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (check->parsed()) return run_check(check_args);
   if (serve->parsed()) return run_serve(settings);
-  if (validate->parsed()) return run_validate(validate_paths);
+  if (validate->parsed()) return run_validate(validate_paths, validate_merge_domains);
   std::fputs(app.help().c_str(), stdout);
   return 0;
 }

@@ -285,7 +285,9 @@ std::variant<RuleSet, LoadErrors> load_rules(const std::string& path,
 bool is_envoy_config(const std::string& text) {
   try {
     const YAML::Node root = YAML::Load(text);
-    return root.IsMap() && root["domain"].IsDefined();
+    // `descriptors` alone counts too: a config missing its domain is a bad envoy config, not a
+    // rules file with unknown fields.
+    return root.IsMap() && (root["domain"].IsDefined() || root["descriptors"].IsDefined());
   } catch (const YAML::Exception&) {
     return false;
   }

@@ -25,8 +25,8 @@ std::variant<RuleSet, LoadErrors> load_rules_text(const std::string& text,
                                                   const std::string& source,
                                                   const PolicyDefaults& defaults);
 
-// is_envoy_config(): whether `text` is an envoyproxy/ratelimit config (a top-level `domain`)
-// rather than a floodgate rules file. Files are told apart by content, not by name.
+// is_envoy_config(): whether `text` is an envoyproxy/ratelimit config (a top-level `domain` or
+// `descriptors`) rather than a floodgate rules file. Files are told apart by content, not by name.
 bool is_envoy_config(const std::string& text);
 
 // describe(): the effective rules, one per line, for `floodgate validate`.

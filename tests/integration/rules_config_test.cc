@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -42,6 +43,13 @@ class TempDir {
  private:
   fs::path path_;
 };
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 std::string login_rule(int limit) {
   return "rules:\n  login:\n    algorithm: fixed_window\n    limit: " + std::to_string(limit) +
@@ -135,6 +143,70 @@ TEST(RulesConfig, ValidatePrintsTheRulesOrTheErrors) {
   auto [missing_status, missing_out] = run_floodgate({"validate", dir.path() + "/none.yaml"});
   EXPECT_EQ(missing_status, 1);
   EXPECT_THAT(missing_out, HasSubstr("no such file"));
+}
+
+const std::string kRlsConfigs = FLOODGATE_SOURCE_DIR "/tests/data/envoy-ratelimit-configs";
+
+TEST(RulesConfig, ValidateAcceptsEveryGoodEnvoyRatelimitConfig) {
+  int files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(kRlsConfigs)) {
+    const fs::path& p = entry.path();
+    if (p.extension() != ".yaml" || p.parent_path().filename() == "bad") continue;
+    ++files;
+    auto [status, out] = run_floodgate({"validate", p.string()});
+    EXPECT_EQ(status, 0) << out;
+    EXPECT_THAT(out, HasSubstr(p.string() + ": ok, envoyproxy/ratelimit config: 1 domain(s)"));
+  }
+  EXPECT_EQ(files, 26);
+
+  // A directory is loaded as the service loads it: every domain once.
+  auto [status, out] = run_floodgate({"validate", kRlsConfigs + "/main"});
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_THAT(out, HasSubstr("ok, envoyproxy/ratelimit config: 18 domain(s), 54 limit(s) in 18 "
+                             "file(s)"));
+  EXPECT_THAT(out, HasSubstr("  rl.foo.bar_banned: 0 per MINUTE name=banned_limit\n"));
+}
+
+TEST(RulesConfig, ValidateRefusesEveryBadEnvoyRatelimitConfigNamingFileAndLine) {
+  const std::pair<const char*, const char*> bad[] = {
+      {"bad_limit_unit.yaml", ":6:13: "}, {"bad_yaml.yaml", ":1:1: "},
+      {"duplicate_key.yaml", ":6:10: "},  {"empty_domain.yaml", ":1:1: "},
+      {"empty_key.yaml", ":3:5: "},       {"misspelled_key.yaml", ":5:5: "},
+      {"misspelled_key2.yaml", ":7:7: "}, {"non_map_list.yaml", ":3:5: "},
+      {"non_string_key.yaml", ":1:1: "},  {"replaces_empty.yaml", ":10:15: "},
+      {"replaces_self.yaml", ":10:21: "}, {"unlimited_with_unit.yaml", ":6:13: "},
+  };
+  for (const auto& [file, where] : bad) {
+    const std::string path = kRlsConfigs + "/bad/" + file;
+    auto [status, out] = run_floodgate({"validate", path});
+    EXPECT_NE(status, 0) << file;
+    EXPECT_THAT(out, HasSubstr(path + where)) << out;
+  }
+
+  // duplicate_domain.yaml is bad beside another file of the domain test-domain.
+  TempDir dir;
+  dir.write("a.yaml", read_all(kRlsConfigs + "/basic/basic_config.yaml"));
+  const std::string second =
+      dir.write("b.yaml", read_all(kRlsConfigs + "/bad/duplicate_domain.yaml"));
+  auto [status, out] = run_floodgate({"validate", dir.path()});
+  EXPECT_NE(status, 0);
+  EXPECT_THAT(out, HasSubstr(second + ":1:9: domain: duplicate domain 'test-domain'"));
+  auto [alone_status, alone_out] =
+      run_floodgate({"validate", kRlsConfigs + "/bad/duplicate_domain.yaml"});
+  EXPECT_EQ(alone_status, 0) << alone_out;
+}
+
+TEST(RulesConfig, ValidateMergesDomainsOnRequest) {
+  const std::string dir = kRlsConfigs + "/validate-only";
+  TempDir tmp;
+  tmp.write("1.yaml", read_all(dir + "/merge_domain_key1.yaml"));
+  tmp.write("2.yaml", read_all(dir + "/merge_domain_key2.yaml"));
+  auto [refused, refused_out] = run_floodgate({"validate", tmp.path()});
+  EXPECT_NE(refused, 0);
+  EXPECT_THAT(refused_out, HasSubstr("2.yaml:2:9: domain: duplicate domain 'test-domain'"));
+  auto [merged, merged_out] = run_floodgate({"validate", "--merge-domains", tmp.path()});
+  EXPECT_EQ(merged, 0) << merged_out;
+  EXPECT_THAT(merged_out, HasSubstr("1 domain(s), 2 limit(s) in 2 file(s)"));
 }
 
 }  // namespace

@@ -99,6 +99,7 @@ TEST(RulesLoader, ReportsEveryErrorNotJustTheFirst) {
 
 TEST(RulesLoader, EnvoyConfigsAreToldApartByContent) {
   EXPECT_TRUE(is_envoy_config("domain: mongo_cps\ndescriptors: []\n"));
+  EXPECT_TRUE(is_envoy_config("descriptors:\n"));  // a bad one: its domain is missing
   EXPECT_FALSE(is_envoy_config("rules: {}\n"));
   EXPECT_FALSE(is_envoy_config("{{{ not yaml"));
 }
