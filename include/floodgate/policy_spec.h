@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "floodgate/policy.h"
 
@@ -34,6 +35,10 @@ struct Number {
   // as_integer(): the value if it is whole (10 and 10.0 alike), else nullopt.
   std::optional<std::int64_t> as_integer() const;
 };
+
+// parse_number(): a decimal integer or a finite real written in full ("10", "-3", "0.5", "1e3"),
+// as config files give numbers; nullopt for anything else (including "inf", "nan" and "10 ").
+std::optional<Number> parse_number(std::string_view text);
 
 struct PolicySpec {
   std::optional<std::string> algorithm;  // "sliding_window" is accepted for sliding_window_log

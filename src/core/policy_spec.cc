@@ -1,5 +1,6 @@
 #include "floodgate/policy_spec.h"
 
+#include <charconv>
 #include <cmath>
 
 namespace floodgate {
@@ -20,6 +21,20 @@ std::optional<std::int64_t> Number::as_integer() const {
   if (is_integer) return integer;
   if (std::isfinite(real) && real == std::floor(real) && std::fabs(real) < 9e15) {
     return static_cast<std::int64_t>(real);
+  }
+  return std::nullopt;
+}
+
+std::optional<Number> parse_number(std::string_view s) {
+  std::int64_t i = 0;
+  if (auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
+      ec == std::errc() && p == s.data() + s.size()) {
+    return Number::of(i);
+  }
+  double d = 0;
+  if (auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
+      ec == std::errc() && p == s.data() + s.size() && std::isfinite(d)) {
+    return Number::of_real(d);
   }
   return std::nullopt;
 }

@@ -17,6 +17,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "core/json_text.h"
 #include "floodgate/policy_spec.h"
 
 namespace floodgate::rls {
@@ -140,35 +141,9 @@ ScalarKind kind_of(const YAML::Node& node) {
 }
 
 std::string json_escape(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  std::string out;
+  core::append_json_string(out, s);
+  return out;
 }
 
 // `metadata` as JSON, typed as yaml.v2 reads it (numbers, booleans, null, strings).
@@ -644,17 +619,7 @@ class FileLoader {
 
   std::optional<Number> number(const YAML::Node& node, const std::string& path) {
     if (node.IsScalar()) {
-      const std::string& s = node.Scalar();
-      std::int64_t i = 0;
-      if (auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
-          ec == std::errc() && p == s.data() + s.size()) {
-        return Number::of(i);
-      }
-      double d = 0;
-      if (auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
-          ec == std::errc() && p == s.data() + s.size() && std::isfinite(d)) {
-        return Number::of_real(d);
-      }
+      if (auto n = parse_number(node.Scalar())) return n;
     }
     fail(node, path, "must be a number, got " + describe_value(node));
     return std::nullopt;

@@ -83,16 +83,7 @@ class Loader {
       return std::nullopt;
     }
     const std::string& s = node.Scalar();
-    std::int64_t i = 0;
-    if (auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
-        ec == std::errc() && p == s.data() + s.size()) {
-      return Number::of(i);
-    }
-    double d = 0;
-    if (auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
-        ec == std::errc() && p == s.data() + s.size() && std::isfinite(d)) {
-      return Number::of_real(d);
-    }
+    if (auto n = parse_number(s)) return n;
     fail(node, path, "must be a number, got '" + s + "'");
     return std::nullopt;
   }

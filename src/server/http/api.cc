@@ -6,41 +6,15 @@
 
 #include <fmt/format.h>
 
+#include "core/json_text.h"
+
 namespace floodgate::http {
 namespace {
 
+using core::append_json_string;
+
 // ceil(us / unit), for headers and *_ms fields: a client that waits that long is never early.
 std::int64_t ceil_to(Micros d, std::int64_t unit_us) { return (d.count() + unit_us - 1) / unit_us; }
-
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
 
 std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
 
