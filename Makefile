@@ -44,8 +44,8 @@ tsan: deps
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@cmake --preset fuzz > /dev/null
-	@cmake --build --preset fuzz --target check_request_fuzz api_fuzz resp_fuzz
-	@for t in check_request api resp; do \
+	@cmake --build --preset fuzz --target check_request_fuzz api_fuzz resp_fuzz rls_config_fuzz
+	@for t in check_request api resp rls_config; do \
 	  mkdir -p build/fuzz/corpus/$$t && \
 	  echo "fuzz: $${t}_fuzz for $(FUZZ_SECONDS) s" && \
 	  if ! build/fuzz/tests/fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \

@@ -254,7 +254,7 @@ class FileLoader {
   void check_keys(const YAML::Node& map, const std::string& path, bool under_rate_limit) {
     std::set<std::string> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
-      const YAML::Node& k = it->first;
+      const YAML::Node k = it->first;  // a handle: it->first is a temporary
       if (!k.IsScalar() || kind_of(k) != ScalarKind::kString) {
         fail(k, path, "config error, key is not of type string: " + describe_value(k));
         continue;
@@ -270,7 +270,7 @@ class FileLoader {
         warn(k, at, "given twice; the last one counts (as in envoyproxy/ratelimit)");
       }
       if (key == "metadata") continue;  // arbitrary content
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;
       if (v.IsSequence()) {
         for (std::size_t i = 0; i < v.size(); ++i) {
           const std::string item = at + "[" + std::to_string(i) + "]";
@@ -408,8 +408,9 @@ class FileLoader {
                   {"key", "value", "rate_limit", "descriptors", "shadow_mode", "quota_mode",
                    "detailed_metric", "value_to_metric", "share_threshold", "metadata"})) {
         const std::string field = at + "." + key;
+        const YAML::Node& field_value = value;  // clang 14 cannot capture a structured binding
         auto set_flag = [&](bool& target) {
-          if (auto b = flag(value, field)) {
+          if (auto b = flag(field_value, field)) {
             target = *b;
           } else {
             ok = false;
@@ -649,7 +650,7 @@ class FileLoader {
           fail(it->first, at, "appears more than once");
           return std::nullopt;
         }
-        const YAML::Node& v = it->second;
+        const YAML::Node v = it->second;
         if (key == "algorithm") {
           if (!v.IsScalar() || v.Scalar().empty()) {
             fail(v, at, "must be an algorithm name");
