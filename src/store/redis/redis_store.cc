@@ -354,10 +354,15 @@ class ScriptCall final : public Call {
   // finishes it).
   bool send(SteadyTime now) {
     queue(now);
+    return submit(/*full_script=*/false);
+  }
+
+  // submit(): the call alone as EVALSHA (EVAL after NOSCRIPT); false when no connection took it.
+  bool submit(bool full_script) {
     thread_local std::string command;
     command.clear();
     const CheckOp* op = &op_;
-    store_.format(command, {&op, 1}, /*full_script=*/false);
+    store_.format(command, {&op, 1}, full_script);
     return store_.submit(command, this) != nullptr;
   }
 
@@ -368,11 +373,7 @@ class ScriptCall final : public Call {
         // The script cache was flushed (SCRIPT FLUSH, a restart): EVAL loads it again.
         resent_ = true;
         store_.noscript_reloads.fetch_add(1, kRelaxed);
-        std::string command;
-        const CheckOp* op = &op_;
-        store_.format(command, {&op, 1}, /*full_script=*/true);
-        if (store_.submit(command, this)) return;
-        fail(StoreStatus::kUnavailable);
+        if (!submit(/*full_script=*/true)) fail(StoreStatus::kUnavailable);
         return;
       }
       script_error(error);
@@ -530,10 +531,7 @@ void redis::StoreImpl::seal(Lane& lane) {
       const std::size_t to = std::min(pending.size(), from + most);
       if (to - from == 1) {
         ScriptCall* call = pending[from];
-        std::string command;
-        const CheckOp* op = &call->op();
-        format(command, {&op, 1}, false);
-        if (!submit(command, call)) call->fail(StoreStatus::kUnavailable);
+        if (!call->submit(/*full_script=*/false)) call->fail(StoreStatus::kUnavailable);
         continue;
       }
       auto* calls = new ScriptCalls(
