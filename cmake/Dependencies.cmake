@@ -8,6 +8,10 @@ find_package(fmt CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(yaml-cpp CONFIG REQUIRED)  # target: yaml-cpp (no namespace in 0.7)
+# The Envoy rate limit service: CMake's FindProtobuf (Debian ships no protobuf-config.cmake) and
+# gRPC's own config (gRPC::grpc++, gRPC::grpc_cpp_plugin).
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 # hiredis 0.14 ships no CMake target: its RESP reader and command formatter are all we use.

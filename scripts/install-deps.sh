@@ -9,13 +9,20 @@ build_pkgs=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libxxhash-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev
   libhiredis-dev libssl-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
 )
 test_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
   prometheus
   redis-server redis-tools openssl
+  nodejs
 )
+# npm (the Node.js gRPC client test, tests/node): Debian's npm package, unless an npm is already
+# there: NodeSource's nodejs package bundles npm and conflicts with Debian's.
+if ! command -v npm > /dev/null 2>&1; then
+  test_pkgs+=(npm)
+fi
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")
 

@@ -28,8 +28,10 @@
 #include "floodgate/version.h"
 #include "observe/metrics.h"
 #include "rls/config.h"
+#include "rls/service.h"
 #include "rules/loader.h"
 #include "rules/rule_set.h"
+#include "server/grpc/rls_server.h"
 #include "server/http/api.h"
 #include "server/http/server.h"
 
@@ -239,6 +241,36 @@ int run_serve(const floodgate::app::Settings& s) {
     return 2;
   }
 
+  // Envoy rate limit service configs: the same life as the rules (a bad config stops the start; a
+  // bad reload keeps the last good one).
+  floodgate::rls::LoadOptions rls_load_options;
+  rls_load_options.merge_domains = s.merge_domain_config;
+  std::shared_ptr<const floodgate::rls::Config> rls_config =
+      std::make_shared<floodgate::rls::Config>();
+  auto load_rls = [&](std::string_view why) -> std::shared_ptr<const floodgate::rls::Config> {
+    auto loaded = floodgate::rls::load_config(s.rls_config, rls_load_options);
+    if (auto* errors = std::get_if<floodgate::rls::LoadErrors>(&loaded)) {
+      for (const auto& message : errors->messages) {
+        spdlog::error("RLS config {} refused, the last good config stays: {}", why,
+                      log_safe(message));
+      }
+      return nullptr;
+    }
+    auto config = std::make_shared<const floodgate::rls::Config>(
+        std::move(std::get<floodgate::rls::Config>(loaded)));
+    for (const auto& warning : config->warnings) spdlog::warn("RLS config: {}", log_safe(warning));
+    spdlog::info("RLS config {}: {} domain(s), {} limit(s) from {}", why, config->domains.size(),
+                 config->limit_count(), log_safe(s.rls_config));
+    return config;
+  };
+  if (!s.rls_config.empty()) {
+    rls_config = load_rls("loaded");
+    if (!rls_config) {
+      fmt::print(stderr, "floodgate: RLS_CONFIG: {} has errors (see the log)\n", s.rls_config);
+      return 2;
+    }
+  }
+
   floodgate::SystemClock clock;
   // The memory store is the store (BACKEND=memory) or the local fallback (FAILURE_MODE=local).
   floodgate::MemoryStore store(clock,
@@ -260,11 +292,30 @@ int run_serve(const floodgate::app::Settings& s) {
   }
   floodgate::Store& shared = redis ? static_cast<floodgate::Store&>(*redis) : store;
   floodgate::Limiter limiter(shared, &store);
-  floodgate::http::Api api(limiter, store, metrics,
-                           {.defaults = defaults,
-                            .failure_mode = *floodgate::parse_failure_mode(s.failure_mode),
-                            .rules = &rule_store,
-                            .api_key_header = "X-API-Key"});
+  const floodgate::FailureMode failure_mode = *floodgate::parse_failure_mode(s.failure_mode);
+
+  floodgate::rls::ServiceOptions rls_options;
+  rls_options.response_headers = s.limit_response_headers;
+  rls_options.limit_header = s.limit_limit_header;
+  rls_options.remaining_header = s.limit_remaining_header;
+  rls_options.reset_header = s.limit_reset_header;
+  rls_options.draft_headers = s.rls_draft_headers;
+  rls_options.global_shadow_mode = s.shadow_mode;
+  rls_options.global_quota_mode = s.quota_mode;
+  rls_options.near_limit_ratio = s.near_limit_ratio;
+  rls_options.over_limit_cache_entries = static_cast<std::size_t>(s.rls_over_limit_cache);
+  rls_options.failure_mode = failure_mode;
+  floodgate::rls::Service rls_service(limiter, rls_options, rls_config);
+  floodgate::grpc::RlsJson rls_json(rls_service);
+
+  floodgate::http::Api api(
+      limiter, store, metrics,
+      {.defaults = defaults,
+       .failure_mode = failure_mode,
+       .rules = &rule_store,
+       .api_key_header = "X-API-Key",
+       .json_route = &rls_json,
+       .extra_metrics = [&rls_service](std::string& out) { rls_service.append_metrics(out); }});
 
   floodgate::http::ServerOptions options;
   options.host = s.host;
@@ -289,6 +340,26 @@ int run_serve(const floodgate::app::Settings& s) {
   spdlog::info("listening on {}:{} store={} threads={} version={}", s.host, server->bound_port(),
                shared.name(), options.threads, floodgate::kVersion);
 
+  std::unique_ptr<floodgate::grpc::RlsServer> grpc_server;
+  if (s.grpc_port >= 0) {
+    const std::string grpc_host = s.grpc_host.empty() ? s.host : s.grpc_host;
+    try {
+      grpc_server = std::make_unique<floodgate::grpc::RlsServer>(
+          rls_service,
+          floodgate::grpc::RlsServerOptions{.host = grpc_host,
+                                            .port = static_cast<std::uint16_t>(s.grpc_port),
+                                            .max_message_bytes = s.grpc_max_message_bytes});
+    } catch (const std::exception& e) {
+      spdlog::error("cannot listen on {}:{} (gRPC): {}", grpc_host, s.grpc_port, e.what());
+      server->stop();
+      server->run();
+      redis.reset();
+      return 1;
+    }
+    spdlog::info("Envoy rate limit service (gRPC) listening on {}:{}", grpc_host,
+                 grpc_server->bound_port());
+  }
+
   // Signals and housekeeping run on their own small loop beside the server's threads.
   boost::asio::io_context control;
   boost::asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
@@ -296,15 +367,18 @@ int run_serve(const floodgate::app::Settings& s) {
     signals.async_wait([&](const boost::system::error_code& ec, int signo) {
       if (ec) return;
       if (signo == SIGHUP) {
-        if (s.config_file.empty()) {
-          spdlog::info("SIGHUP: no rules file to reload");
-        } else {
-          load("reloaded on SIGHUP");
+        if (s.config_file.empty() && s.rls_config.empty()) {
+          spdlog::info("SIGHUP: no rules file or RLS config to reload");
+        }
+        if (!s.config_file.empty()) load("reloaded on SIGHUP");
+        if (!s.rls_config.empty()) {
+          if (auto fresh = load_rls("reloaded on SIGHUP")) rls_service.set_config(std::move(fresh));
         }
         wait_signal();
         return;
       }
       spdlog::info("signal {}: draining connections", signo);
+      if (grpc_server) grpc_server->shutdown();
       server->stop();
     });
   };
@@ -320,28 +394,49 @@ int run_serve(const floodgate::app::Settings& s) {
   };
   schedule_sweep();
 
-  // The rules file is watched by polling its identity once a second: it survives editors that
-  // replace files and Kubernetes ConfigMaps that swap a symlink, which inotify on the file misses.
-  auto identity = [&] {
-    struct stat st {};
-    if (::stat(s.config_file.c_str(), &st) != 0) return std::string();
-    return fmt::format("{}:{}:{}:{}.{}", st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec,
-                       st.st_mtim.tv_nsec);
+  // The rules file and the RLS config are watched by polling their identity once a second: it
+  // survives editors that replace files and Kubernetes ConfigMaps that swap a symlink, which
+  // inotify on the file misses. A directory's identity is that of every config file in it.
+  auto identity = [](const std::vector<std::string>& files) {
+    std::string id;
+    for (const std::string& file : files) {
+      struct stat st {};
+      if (::stat(file.c_str(), &st) != 0) continue;
+      id += fmt::format("{}:{}:{}:{}:{}.{};", file, st.st_dev, st.st_ino, st.st_size,
+                        st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    }
+    return id;
   };
-  std::string seen = s.config_file.empty() ? "" : identity();
+  auto rules_identity = [&] { return identity({s.config_file}); };
+  auto rls_identity = [&] {
+    std::error_code ec;
+    return identity(floodgate::rls::config_files(s.rls_config, ec));
+  };
+  std::string rules_seen = s.config_file.empty() ? "" : rules_identity();
+  std::string rls_seen = s.rls_config.empty() ? "" : rls_identity();
   boost::asio::steady_timer watch_timer(control);
   std::function<void()> schedule_watch = [&] {
     watch_timer.expires_after(std::chrono::seconds(1));
     watch_timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      if (const std::string now = identity(); !now.empty() && now != seen) {
-        seen = now;
-        load("reloaded after the file changed");
+      if (!s.config_file.empty()) {
+        if (const std::string now = rules_identity(); !now.empty() && now != rules_seen) {
+          rules_seen = now;
+          load("reloaded after the file changed");
+        }
+      }
+      if (!s.rls_config.empty()) {
+        if (const std::string now = rls_identity(); !now.empty() && now != rls_seen) {
+          rls_seen = now;
+          if (auto fresh = load_rls("reloaded after a file changed")) {
+            rls_service.set_config(std::move(fresh));
+          }
+        }
       }
       schedule_watch();
     });
   };
-  if (!s.config_file.empty()) schedule_watch();
+  if (!s.config_file.empty() || !s.rls_config.empty()) schedule_watch();
   std::thread control_thread([&] { control.run(); });
 
   server->run();

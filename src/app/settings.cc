@@ -10,9 +10,6 @@ void add_settings(CLI::App& cmd, Settings& s) {
   };
   opt("--host", s.host, "HOST", "Address the HTTP API listens on")->group("HTTP");
   opt("--port", s.port, "PORT", "HTTP API port")->check(CLI::Range(0, 65535))->group("HTTP");
-  opt("--grpc-port", s.grpc_port, "GRPC_PORT", "Envoy rate limit service (gRPC) port")
-      ->check(CLI::Range(0, 65535))
-      ->group("HTTP");
   opt("--threads", s.threads, "THREADS", "Server threads (0: one per core)")
       ->check(CLI::Range(0, 256))
       ->group("HTTP");
@@ -59,8 +56,52 @@ void add_settings(CLI::App& cmd, Settings& s) {
       ->group("Store");
 
   opt("--config", s.config_file, "CONFIG_FILE", "YAML file of rules and tiers")->group("Rules");
-  opt("--rls-config", s.rls_config, "RLS_CONFIG", "envoyproxy/ratelimit YAML file or directory")
-      ->group("Rules");
+  const char* rls = "Envoy rate limit service";
+  opt("--grpc-port", s.grpc_port, "GRPC_PORT",
+      "Port of the Envoy rate limit service (gRPC, RLS v3); 0: any free port; -1: off")
+      ->check(CLI::Range(-1, 65535))
+      ->group(rls);
+  opt("--grpc-host", s.grpc_host, "GRPC_HOST",
+      "Address the gRPC service listens on (default: HOST)")
+      ->group(rls);
+  opt("--grpc-max-message-bytes", s.grpc_max_message_bytes, "GRPC_MAX_MESSAGE_BYTES",
+      "Larger requests are refused with RESOURCE_EXHAUSTED")
+      ->check(CLI::Range(1024, 64 << 20))
+      ->group(rls);
+  opt("--rls-config", s.rls_config, "RLS_CONFIG",
+      "envoyproxy/ratelimit YAML file or directory of them (reloaded on SIGHUP and on change)")
+      ->group(rls);
+  opt("--merge-domain-config", s.merge_domain_config, "MERGE_DOMAIN_CONFIG",
+      "Let several files add descriptors to one domain")
+      ->group(rls);
+  opt("--limit-response-headers", s.limit_response_headers, "LIMIT_RESPONSE_HEADERS_ENABLED",
+      "Add RateLimit-Limit/-Remaining/-Reset to responses (response_headers_to_add)")
+      ->group(rls);
+  opt("--limit-limit-header", s.limit_limit_header, "LIMIT_LIMIT_HEADER",
+      "Name of the limit header")
+      ->group(rls);
+  opt("--limit-remaining-header", s.limit_remaining_header, "LIMIT_REMAINING_HEADER",
+      "Name of the remaining header")
+      ->group(rls);
+  opt("--limit-reset-header", s.limit_reset_header, "LIMIT_RESET_HEADER",
+      "Name of the reset header")
+      ->group(rls);
+  opt("--rls-draft-headers", s.rls_draft_headers, "RLS_DRAFT_HEADERS",
+      "Also add the IETF draft's RateLimit-Policy and RateLimit fields")
+      ->group(rls);
+  opt("--shadow-mode", s.shadow_mode, "SHADOW_MODE",
+      "Answer OK to everything, counting what would have been limited")
+      ->group(rls);
+  opt("--quota-mode", s.quota_mode, "QUOTA_MODE", "Treat every limit as in quota_mode")->group(rls);
+  opt("--near-limit-ratio", s.near_limit_ratio, "NEAR_LIMIT_RATIO",
+      "Share of a limit above which hits count as near_limit")
+      ->check(CLI::Range(0.0, 1.0))
+      ->group(rls);
+  opt("--rls-over-limit-cache", s.rls_over_limit_cache, "RLS_OVER_LIMIT_CACHE_SIZE",
+      "Counters remembered as over their limit until their window ends, answered without the "
+      "store (0: off)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 30))
+      ->group(rls);
   opt("--default-algorithm", s.default_algorithm, "DEFAULT_ALGORITHM",
       "Algorithm of a check that names none")
       ->group("Rules");

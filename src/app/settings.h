@@ -40,7 +40,21 @@ struct Settings {
   std::int64_t max_keys = 1'000'000;
   // Rules
   std::string config_file;
+  // Envoy rate limit service (gRPC on grpc_port; -1 turns it off). The upper-case names are
+  // envoyproxy/ratelimit's own settings, taken as it takes them.
   std::string rls_config;
+  std::string grpc_host;  // empty: the HTTP host
+  int grpc_max_message_bytes = 1 << 20;
+  bool merge_domain_config = false;
+  bool limit_response_headers = false;
+  std::string limit_limit_header = "RateLimit-Limit";
+  std::string limit_remaining_header = "RateLimit-Remaining";
+  std::string limit_reset_header = "RateLimit-Reset";
+  bool rls_draft_headers = false;
+  bool shadow_mode = false;
+  bool quota_mode = false;
+  double near_limit_ratio = 0.8;
+  std::int64_t rls_over_limit_cache = 65536;
   std::string default_algorithm = "token_bucket";
   double default_window_s = 3600;
   std::int64_t default_limit = 1000;

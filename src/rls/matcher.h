@@ -46,7 +46,10 @@ struct LimitOverride {
 
 struct Descriptor {
   std::vector<Entry> entries;
-  std::optional<LimitOverride> limit;
+  std::optional<LimitOverride> limit = std::nullopt;
+  // RateLimitDescriptor.hits_addend: when set (0 included) it wins over the request's. The
+  // matcher does not read it.
+  std::optional<std::uint64_t> hits_addend = std::nullopt;
 };
 
 struct Match {

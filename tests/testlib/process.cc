@@ -72,6 +72,10 @@ bool read_some(int fd, std::string& out, std::chrono::milliseconds limit) {
 
 Server::Server(std::vector<std::string> args, std::vector<std::string> env) {
   std::vector<std::string> full = {"serve", "--host", "127.0.0.1", "--port", "0"};
+  // The gRPC service on a free port too, unless the test chose (tests run side by side).
+  if (std::find(args.begin(), args.end(), "--grpc-port") == args.end()) {
+    full.insert(full.end(), {"--grpc-port", "0"});
+  }
   full.insert(full.end(), args.begin(), args.end());
   pid_ = spawn(full, env, out_fd_);
   const auto deadline = Clock::now() + std::chrono::seconds(10);
@@ -95,6 +99,14 @@ Server::~Server() {
 }
 
 void Server::signal(int signo) const { kill(pid_, signo); }
+
+int Server::grpc_port() {
+  static constexpr std::string_view kLine = "(gRPC) listening on 127.0.0.1:";
+  if (grpc_port_ == 0 && wait_for_output(kLine, std::chrono::seconds(5))) {
+    grpc_port_ = std::atoi(output_.c_str() + output_.find(kLine) + kLine.size());
+  }
+  return grpc_port_;
+}
 
 std::optional<int> Server::wait_exit(std::chrono::milliseconds limit) {
   const auto deadline = Clock::now() + limit;

@@ -20,6 +20,9 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   int port() const { return port_; }
+  // grpc_port(): the Envoy rate limit service's port (the server is given --grpc-port 0 unless
+  // the test passes one), read from its log; 0 when it does not listen within 5 s.
+  int grpc_port();
   pid_t pid() const { return pid_; }
   // signal(): sends `signo` to the server's PID.
   void signal(int signo) const;
@@ -34,6 +37,7 @@ class Server {
   pid_t pid_ = -1;
   int out_fd_ = -1;
   int port_ = 0;
+  int grpc_port_ = 0;
   std::string output_;
   bool exited_ = false;
 };

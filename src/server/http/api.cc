@@ -143,15 +143,16 @@ std::optional<Response> Api::route(const Request& request, Exchange& x) {
   const bool get = request.method == "GET" || request.method == "HEAD";
   const bool post = request.method == "POST";
 
-  struct Route {
+  struct Endpoint {
     std::string_view path;
     bool wants_post;
   };
-  static constexpr Route kRoutes[] = {
-      {"/v1/check", true}, {"/check", true},   {"/api/v1/ratelimit", true}, {"/v1/inspect", true},
-      {"/v1/auth", false}, {"/health", false}, {"/ready", false},           {"/metrics", false},
+  static constexpr Endpoint kRoutes[] = {
+      {"/v1/check", true},   {"/check", true},    {"/api/v1/ratelimit", true},
+      {"/v1/inspect", true}, {"/v1/auth", false}, {"/health", false},
+      {"/ready", false},     {"/metrics", false}, {"/json", true},
   };
-  for (const Route& route : kRoutes) {
+  for (const Endpoint& route : kRoutes) {
     if (route.path != path) continue;
     if (route.wants_post ? !post : !get) {
       Response r =
@@ -167,10 +168,19 @@ std::optional<Response> Api::route(const Request& request, Exchange& x) {
     if (path == "/v1/auth") return auth(request, x);
     if (path == "/health") return json_response(200, R"({"status":"ok"})");
     if (path == "/ready") return ready();
+    if (path == "/json") {
+      if (!options_.json_route) break;
+      options_.json_route->serve(request, [this, &x](Response r) {
+        metrics_.record_http(r.status);
+        x.respond(std::move(r));
+      });
+      return std::nullopt;
+    }
     Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = metrics_.render(store_.stats().keys, limiter_.store().name());
     limiter_.store().append_metrics(r.body);
+    if (options_.extra_metrics) options_.extra_metrics(r.body);
     return r;
   }
   return error_response({404, "not_found", fmt::format("no such endpoint: {}", path), ""});

@@ -9,6 +9,7 @@
 //   POST /api/v1/ratelimit    the seeds' shape; the key defaults to the client's address
 //   POST /v1/inspect          the decision a check would get, consuming nothing (always 200)
 //   GET  /v1/auth             for nginx auth_request: 204 allowed, 403 denied
+//   POST /json                the Envoy rate limit service in JSON (when configured)
 //   GET  /health              liveness;   GET /ready: the store can answer;   GET /metrics
 //
 // Every decision carries RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-10),
@@ -17,6 +18,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,6 +58,16 @@ struct Response {
   std::vector<std::pair<std::string_view, std::string>> headers;  // names are static strings
 };
 
+// Route: an endpoint another front serves through this server (POST /json: the Envoy rate limit
+// service in JSON). serve() answers through `reply` exactly once, inline or later from any thread.
+class Route {
+ public:
+  virtual void serve(const Request& request, std::function<void(Response)> reply) = 0;
+
+ protected:
+  ~Route() = default;
+};
+
 struct ApiOptions {
   PolicyDefaults defaults;
   // What a decision is when the store cannot make it, for requests whose rule names none.
@@ -64,6 +76,10 @@ struct ApiOptions {
   const rules::RuleStore* rules = nullptr;
   // /v1/auth: the header holding an API key; when present it is the key, else the client address.
   std::string api_key_header = "X-API-Key";
+  // POST /json; null: the endpoint answers 404. Borrowed.
+  Route* json_route = nullptr;
+  // Appends more series to GET /metrics (the Envoy rate limit service's).
+  std::function<void(std::string&)> extra_metrics = nullptr;
 };
 
 class Api;

@@ -1,0 +1,365 @@
+// The Envoy rate limit service end to end: the real floodgate binary, a real gRPC client (the C++
+// stub generated from proto/), on the memory store and on a real redis-server. The semantics
+// case by case are in tests/unit/rls/service_test.cc; here: the wire, the status codes, health,
+// POST /json, hot reload, and exact counts under concurrency, also across two instances.
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "envoy/service/ratelimit/v3/rls.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "testlib/process.h"
+#include "testlib/redis_server.h"
+
+namespace floodgate::testing {
+namespace {
+
+namespace pb = ::envoy::service::ratelimit::v3;
+using ::testing::HasSubstr;
+using Code = pb::RateLimitResponse::Code;
+
+const char* kConfig = R"(# envoyproxy/ratelimit's documented style, nested three levels
+domain: edge
+descriptors:
+  - key: remote_address
+    rate_limit:
+      unit: minute
+      requests_per_unit: 3
+  - key: path
+    value: /static/*
+    rate_limit:
+      unlimited: true
+  - key: tenant
+    value: acme
+    descriptors:
+      - key: plan
+        descriptors:
+          - key: user
+            rate_limit:
+              name: per_user
+              unit: hour
+              requests_per_unit: 5
+  - key: shared
+    rate_limit:
+      unit: hour
+      requests_per_unit: 50
+)";
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/fg-rls-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string write(const std::string& name, const std::string& text) const {
+    const std::string file = path_ + "/" + name;
+    // Written aside and renamed, as editors and ConfigMaps do: the watcher never sees half a file.
+    std::ofstream(file + ".tmp") << text;
+    std::filesystem::rename(file + ".tmp", file);
+    return file;
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+pb::RateLimitRequest request(const std::string& domain,
+                             std::vector<std::vector<std::pair<std::string, std::string>>> ds,
+                             std::uint32_t hits = 0) {
+  pb::RateLimitRequest r;
+  r.set_domain(domain);
+  r.set_hits_addend(hits);
+  for (const auto& d : ds) {
+    auto* desc = r.add_descriptors();
+    for (const auto& [k, v] : d) {
+      auto* e = desc->add_entries();
+      e->set_key(k);
+      e->set_value(v);
+    }
+  }
+  return r;
+}
+
+class Client {
+ public:
+  explicit Client(int port)
+      : channel_(::grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                       ::grpc::InsecureChannelCredentials())),
+        stub_(pb::RateLimitService::NewStub(channel_)) {}
+
+  ::grpc::Status call(const pb::RateLimitRequest& req, pb::RateLimitResponse& resp) {
+    ::grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    return stub_->ShouldRateLimit(&ctx, req, &resp);
+  }
+  pb::RateLimitResponse ok(const pb::RateLimitRequest& req) {
+    pb::RateLimitResponse resp;
+    const ::grpc::Status s = call(req, resp);
+    EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+    return resp;
+  }
+
+  // many(): `n` calls of `req` in flight at once on this channel; the number answered OK.
+  int many(const pb::RateLimitRequest& req, int n) {
+    struct One {
+      ::grpc::ClientContext ctx;
+      pb::RateLimitResponse resp;
+    };
+    std::vector<std::unique_ptr<One>> calls;
+    std::mutex mu;
+    std::condition_variable cv;
+    int pending = n;
+    std::atomic<int> ok{0};
+    for (int i = 0; i < n; ++i) {
+      auto& one = *calls.emplace_back(std::make_unique<One>());
+      one.ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      stub_->async()->ShouldRateLimit(&one.ctx, &req, &one.resp, [&](::grpc::Status s) {
+        if (s.ok() && one.resp.overall_code() == pb::RateLimitResponse::OK) ++ok;
+        EXPECT_TRUE(s.ok()) << s.error_message();
+        std::lock_guard lock(mu);
+        if (--pending == 0) cv.notify_one();
+      });
+    }
+    std::unique_lock lock(mu);
+    EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return pending == 0; }));
+    return ok.load();
+  }
+
+  std::shared_ptr<::grpc::Channel> channel() const { return channel_; }
+
+ private:
+  std::shared_ptr<::grpc::Channel> channel_;
+  std::unique_ptr<pb::RateLimitService::Stub> stub_;
+};
+
+class RlsGrpc : public ::testing::Test {
+ protected:
+  TempDir dir;
+  std::string config = dir.write("config.yaml", kConfig);
+};
+
+TEST_F(RlsGrpc, AnswersOverTheWireAsEnvoyExpects) {
+  Server server({"--rls-config", config, "--limit-response-headers", "true"});
+  ASSERT_GT(server.grpc_port(), 0) << server.output();
+  Client client(server.grpc_port());
+
+  for (std::uint32_t remaining : {2u, 1u, 0u}) {
+    const auto r = client.ok(request("edge", {{{"remote_address", "10.0.0.1"}}}));
+    EXPECT_EQ(r.overall_code(), pb::RateLimitResponse::OK);
+    ASSERT_EQ(r.statuses_size(), 1);
+    const auto& st = r.statuses(0);
+    EXPECT_EQ(st.code(), pb::RateLimitResponse::OK);
+    EXPECT_EQ(st.current_limit().requests_per_unit(), 3u);
+    EXPECT_EQ(st.current_limit().unit(), pb::RateLimitResponse::RateLimit::MINUTE);
+    EXPECT_EQ(st.limit_remaining(), remaining);
+    EXPECT_GT(
+        st.duration_until_reset().seconds() * 1'000'000'000LL + st.duration_until_reset().nanos(),
+        0);
+    EXPECT_LE(st.duration_until_reset().seconds(), 60);
+    ASSERT_EQ(r.response_headers_to_add_size(), 3);
+    EXPECT_EQ(r.response_headers_to_add(0).key(), "RateLimit-Limit");
+    EXPECT_EQ(r.response_headers_to_add(0).value(), "3");
+    EXPECT_EQ(r.response_headers_to_add(1).key(), "RateLimit-Remaining");
+    EXPECT_EQ(r.response_headers_to_add(1).value(), std::to_string(remaining));
+  }
+  const auto over = client.ok(request("edge", {{{"remote_address", "10.0.0.1"}}}));
+  EXPECT_EQ(over.overall_code(), pb::RateLimitResponse::OVER_LIMIT);
+  EXPECT_EQ(over.statuses(0).code(), pb::RateLimitResponse::OVER_LIMIT);
+
+  // Several descriptors: each its own status; the named limit reports its name.
+  const auto mixed =
+      client.ok(request("edge", {{{"tenant", "acme"}, {"plan", "gold"}, {"user", "u1"}},
+                                 {{"path", "/static/app.js"}},
+                                 {{"nothing", "here"}}}));
+  EXPECT_EQ(mixed.overall_code(), pb::RateLimitResponse::OK);
+  ASSERT_EQ(mixed.statuses_size(), 3);
+  EXPECT_EQ(mixed.statuses(0).current_limit().name(), "per_user");
+  EXPECT_EQ(mixed.statuses(0).limit_remaining(), 4u);
+  EXPECT_EQ(mixed.statuses(1).limit_remaining(), 4294967295u);
+  EXPECT_FALSE(mixed.statuses(1).has_current_limit());
+  EXPECT_FALSE(mixed.statuses(2).has_current_limit());
+
+  // An unknown domain: OK, no limit.
+  const auto unknown = client.ok(request("nope", {{{"remote_address", "10.0.0.1"}}}));
+  EXPECT_EQ(unknown.overall_code(), pb::RateLimitResponse::OK);
+  EXPECT_FALSE(unknown.statuses(0).has_current_limit());
+
+  // The request's own limit and a descriptor's hits_addend.
+  auto own = request("edge", {{{"tenant", "acme"}, {"plan", "x"}, {"user", "o"}}});
+  own.mutable_descriptors(0)->mutable_limit()->set_requests_per_unit(10);
+  own.mutable_descriptors(0)->mutable_limit()->set_unit(::envoy::type::v3::DAY);
+  own.mutable_descriptors(0)->mutable_hits_addend()->set_value(4);
+  const auto own_r = client.ok(own);
+  EXPECT_EQ(own_r.statuses(0).current_limit().requests_per_unit(), 10u);
+  EXPECT_EQ(own_r.statuses(0).current_limit().unit(), pb::RateLimitResponse::RateLimit::DAY);
+  EXPECT_EQ(own_r.statuses(0).limit_remaining(), 6u);
+}
+
+TEST_F(RlsGrpc, BadRequestsGetStatusCodesThatNameTheProblem) {
+  Server server({"--rls-config", config});
+  ASSERT_GT(server.grpc_port(), 0) << server.output();
+  Client client(server.grpc_port());
+  pb::RateLimitResponse resp;
+
+  auto status = client.call(request("", {{{"a", "b"}}}), resp);
+  EXPECT_EQ(status.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("domain"));
+
+  status = client.call(request("edge", {}), resp);
+  EXPECT_EQ(status.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("descriptor list must not be empty"));
+
+  status = client.call(request("edge", {{{"", "v"}}}), resp);
+  EXPECT_EQ(status.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("descriptors[0].entries[0].key"));
+
+  status = client.call(request("edge", {{{"k", std::string(2 << 20, 'x')}}}), resp);
+  EXPECT_EQ(status.error_code(), ::grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  // Still serving after all that.
+  EXPECT_TRUE(client.call(request("edge", {{{"remote_address", "z"}}}), resp).ok());
+}
+
+TEST_F(RlsGrpc, TheStandardHealthServiceAnswersServing) {
+  Server server({"--rls-config", config});
+  ASSERT_GT(server.grpc_port(), 0) << server.output();
+  Client client(server.grpc_port());
+  auto health = ::grpc::health::v1::Health::NewStub(client.channel());
+  for (const char* service : {"", "envoy.service.ratelimit.v3.RateLimitService"}) {
+    ::grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    ::grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    ::grpc::health::v1::HealthCheckResponse resp;
+    const auto status = health->Check(&ctx, req, &resp);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(resp.status(), ::grpc::health::v1::HealthCheckResponse::SERVING) << service;
+  }
+}
+
+TEST_F(RlsGrpc, JsonOnTheHttpPortAnswersTheSameCall) {
+  Server server({"--rls-config", config});
+  Connection http(server.port());
+  const std::string body =
+      R"({"domain":"edge","descriptors":[{"entries":[{"key":"tenant","value":"acme"},{"key":"plan","value":"p"},{"key":"user","value":"j"}]}],"hitsAddend":5})";
+  auto r = http.request("POST", "/json", body);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_THAT(r->body, HasSubstr(R"("overallCode":"OK")"));
+  EXPECT_THAT(r->body, HasSubstr(R"("name":"per_user")"));
+  r = http.request("POST", "/json", body);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 429) << r->body;
+  EXPECT_THAT(r->body, HasSubstr(R"("overallCode":"OVER_LIMIT")"));
+  r = http.request("POST", "/json", R"({"domain":"edge","descriptors":[{"entries":[{"kee":1}]}]})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_THAT(r->body, HasSubstr("kee"));
+  r = http.request("POST", "/json", R"({"domain":"","descriptors":[]})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_THAT(r->body, HasSubstr("domain"));
+  r = http.request("GET", "/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_THAT(
+      r->body,
+      HasSubstr(
+          R"(floodgate_rls_over_limit_total{domain="edge",descriptor="edge.tenant_acme.plan.user"} 5)"));
+}
+
+TEST_F(RlsGrpc, AChangedConfigFileIsPickedUpAndABadOneIsRefused) {
+  Server server({"--rls-config", dir.path()});
+  ASSERT_GT(server.grpc_port(), 0) << server.output();
+  Client client(server.grpc_port());
+  EXPECT_EQ(client.ok(request("edge", {{{"remote_address", "h"}}})).statuses(0).limit_remaining(),
+            2u);
+
+  dir.write("config.yaml",
+            "domain: edge\ndescriptors:\n  - key: remote_address\n    rate_limit: "
+            "{unit: minute, requests_per_unit: 100}\n");
+  bool seen = false;
+  for (int i = 0; i < 50 && !seen; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    seen = client.ok(request("edge", {{{"remote_address", "h2"}}}))
+               .statuses(0)
+               .current_limit()
+               .requests_per_unit() == 100;
+  }
+  EXPECT_TRUE(seen) << server.output();
+
+  dir.write("config.yaml",
+            "domain: edge\ndescriptors:\n  - key: remote_address\n    rate_limit: "
+            "{unit: fortnight, requests_per_unit: 1}\n");
+  EXPECT_TRUE(server.wait_for_output("config.yaml:4", std::chrono::seconds(5))) << server.output();
+  EXPECT_EQ(client.ok(request("edge", {{{"remote_address", "h3"}}}))
+                .statuses(0)
+                .current_limit()
+                .requests_per_unit(),
+            100u);
+}
+
+TEST_F(RlsGrpc, ABadConfigStopsTheStartNamingFileAndLine) {
+  const std::string bad = dir.write("bad.yaml",
+                                    "domain: edge\ndescriptors:\n  - key: a\n    "
+                                    "rate_limit: {unit: lightyear, requests_per_unit: 1}\n");
+  const auto [status, output] = run_floodgate(
+      {"serve", "--host", "127.0.0.1", "--port", "0", "--grpc-port", "0", "--rls-config", bad});
+  EXPECT_EQ(status, 2);
+  EXPECT_THAT(output, HasSubstr("bad.yaml:4"));
+}
+
+TEST_F(RlsGrpc, ManyConcurrentCallsOnOneKeyAdmitExactlyTheLimit) {
+  Server server({"--rls-config", config, "--threads", "2"});
+  ASSERT_GT(server.grpc_port(), 0) << server.output();
+  Client a(server.grpc_port());
+  Client b(server.grpc_port());
+  const auto req = request("edge", {{{"shared", "one"}}});
+  std::atomic<int> total{0};
+  std::thread t1([&] { total += a.many(req, 100); });
+  std::thread t2([&] { total += b.many(req, 100); });
+  t1.join();
+  t2.join();
+  EXPECT_EQ(total.load(), 50);
+}
+
+// The same on Redis, with two floodgate instances sharing it.
+TEST_F(RlsGrpc, TwoInstancesOnRedisAdmitExactlyTheLimit) {
+  RedisServer redis;
+  const std::string url = "redis://127.0.0.1:" + std::to_string(redis.port());
+  Server one({"--rls-config", config, "--backend", "redis", "--redis-url", url,
+              "--store-timeout-ms", "1000"});
+  Server two({"--rls-config", config, "--backend", "redis", "--redis-url", url,
+              "--store-timeout-ms", "1000"});
+  ASSERT_GT(one.grpc_port(), 0) << one.output();
+  ASSERT_GT(two.grpc_port(), 0) << two.output();
+  Client a(one.grpc_port());
+  Client b(two.grpc_port());
+
+  // The semantics hold on Redis too.
+  for (std::uint32_t remaining : {2u, 1u, 0u}) {
+    EXPECT_EQ(a.ok(request("edge", {{{"remote_address", "r"}}})).statuses(0).limit_remaining(),
+              remaining);
+  }
+  EXPECT_EQ(b.ok(request("edge", {{{"remote_address", "r"}}})).overall_code(),
+            pb::RateLimitResponse::OVER_LIMIT);
+
+  const auto req = request("edge", {{{"shared", "redis"}}});
+  std::atomic<int> total{0};
+  std::thread t1([&] { total += a.many(req, 100); });
+  std::thread t2([&] { total += b.many(req, 100); });
+  t1.join();
+  t2.join();
+  EXPECT_EQ(total.load(), 50);
+}
+
+}  // namespace
+}  // namespace floodgate::testing
