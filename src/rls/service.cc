@@ -198,10 +198,13 @@ void Service::should_rate_limit(Call& call) {
     const Match& m = call.matches_[i];
     const RateLimit* limit = m.replaced ? nullptr : m.limit();
     if (!limit || limit->unlimited || !limit->policy) continue;
-    // The counter's name, apart from the HTTP API's keys.
+    // The counter's name, apart from the HTTP API's keys, and apart per window length: a
+    // request's own limit in another unit counts on its own, as envoyproxy/ratelimit's keys
+    // (which end in the window's start) do.
     std::string& key = call.keys_[i];
     key.assign("rls/");
     key.append(m.storage_key);
+    key.append(std::to_string(limit->policy->window().count() / 1'000'000));
     // A counter known to be over its limit until its window ends is answered from the cache.
     // Peeks (hits 0) always ask the store: they report the exact remaining count.
     if (call.hits_[i] > 0 && limit->policy->algorithm() == Algorithm::kFixedWindow &&

@@ -205,6 +205,14 @@ TEST_F(ServiceTest, ARequestsOwnLimitOverridesTheConfig) {
   EXPECT_THAT(bad.error->message, ::testing::HasSubstr("descriptors[0].limit.unit"));
 }
 
+TEST_F(ServiceTest, AnOverrideInAnotherUnitCountsApartFromTheConfiguredLimit) {
+  for (int i = 0; i < 3; ++i) one({{"remote_address", "o"}});  // 3 per minute: spent
+  Descriptor d{{{"remote_address", "o"}}};
+  d.limit = LimitOverride{10, Unit::kHour};
+  EXPECT_EQ(call("edge", {d}).response.statuses[0].limit_remaining, 9u);
+  EXPECT_EQ(one({{"remote_address", "o"}}).response.overall_code, Code::kOverLimit);
+}
+
 TEST_F(ServiceTest, ShadowModeAnswersOkAndCountsWhatWouldHaveBeenLimited) {
   EXPECT_EQ(one({{"shadow", "a"}}).response.statuses[0].limit_remaining, 0u);
   for (int i = 0; i < 3; ++i) {
