@@ -6,11 +6,8 @@
 //   rls_load --port 8081 --concurrency 64 --connections 1 --seconds 10 --domain bench
 //            --key user --values 10000
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +26,7 @@ struct Options {
   int port = 8081;
   int concurrency = 64;
   int connections = 1;
+  int threads = 1;
   double seconds = 10;
   double warmup = 1;
   std::string domain = "bench";
@@ -39,30 +37,25 @@ struct Options {
 struct Shared {
   Clock::time_point measure_from;
   Clock::time_point stop_at;
-  std::mutex mu;
-  std::condition_variable cv;
-  int running = 0;
 };
 
-// One slot: one call in flight at any time, the next sent from the previous one's completion.
+// One slot: one call in flight at any time, the next sent when the previous one completes on the
+// slot's completion queue (polled by one client thread: no hand-offs inside the client).
 class Slot {
  public:
-  Slot(pb::RateLimitService::Stub& stub, Shared& shared, const Options& o, int id)
-      : stub_(stub), shared_(shared), options_(o), next_value_(static_cast<std::uint64_t>(id)) {
+  Slot(pb::RateLimitService::Stub& stub, ::grpc::CompletionQueue& cq, Shared& shared,
+       const Options& o, int id)
+      : stub_(stub),
+        cq_(cq),
+        shared_(shared),
+        options_(o),
+        next_value_(static_cast<std::uint64_t>(id)) {
     request_.set_domain(o.domain);
     entry_ = request_.add_descriptors()->add_entries();
     entry_->set_key(o.key);
     latencies_.reserve(1 << 16);
   }
 
-  void start() { send(); }
-
-  std::vector<std::int64_t> latencies_;  // microseconds, measured calls only
-  std::uint64_t ok = 0;
-  std::uint64_t over_limit = 0;
-  std::uint64_t errors = 0;
-
- private:
   void send() {
     entry_->set_value(std::to_string(next_value_ % static_cast<std::uint64_t>(options_.values)));
     next_value_ += 7919;  // a prime stride over the value space
@@ -70,16 +63,17 @@ class Slot {
     context_->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     response_.Clear();
     sent_ = Clock::now();
-    stub_.async()->ShouldRateLimit(context_.get(), &request_, &response_,
-                                   [this](::grpc::Status s) { done(s); });
+    reader_ = stub_.AsyncShouldRateLimit(context_.get(), request_, &cq_);
+    reader_->Finish(&response_, &status_, this);
   }
 
-  void done(const ::grpc::Status& s) {
+  // done(): the call completed; false once the slot has stopped.
+  bool done() {
     const auto now = Clock::now();
     if (sent_ >= shared_.measure_from && now <= shared_.stop_at) {
       latencies_.push_back(
           std::chrono::duration_cast<std::chrono::microseconds>(now - sent_).count());
-      if (!s.ok()) {
+      if (!status_.ok()) {
         ++errors;
       } else if (response_.overall_code() == pb::RateLimitResponse::OVER_LIMIT) {
         ++over_limit;
@@ -89,20 +83,28 @@ class Slot {
     }
     if (now < shared_.stop_at) {
       send();
-      return;
+      return true;
     }
-    std::lock_guard lock(shared_.mu);
-    if (--shared_.running == 0) shared_.cv.notify_all();
+    return false;
   }
 
+  std::vector<std::int64_t> latencies_;  // microseconds, measured calls only
+  std::uint64_t ok = 0;
+  std::uint64_t over_limit = 0;
+  std::uint64_t errors = 0;
+
+ private:
   pb::RateLimitService::Stub& stub_;
+  ::grpc::CompletionQueue& cq_;
   Shared& shared_;
   const Options& options_;
   std::uint64_t next_value_;
   pb::RateLimitRequest request_;
   pb::RateLimitResponse response_;
+  ::grpc::Status status_;
   ::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor::Entry* entry_;
   std::unique_ptr<::grpc::ClientContext> context_;
+  std::unique_ptr<::grpc::ClientAsyncResponseReader<pb::RateLimitResponse>> reader_;
   Clock::time_point sent_;
 };
 
@@ -122,6 +124,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 10000));
   app.add_option("--connections", o.connections, "HTTP/2 connections the calls share")
       ->check(CLI::Range(1, 256));
+  app.add_option("--threads", o.threads, "Client threads, each with its own completion queue")
+      ->check(CLI::Range(1, 64));
   app.add_option("--seconds", o.seconds, "Measured time")->check(CLI::Range(0.5, 300.0));
   app.add_option("--warmup", o.warmup, "Unmeasured time first")->check(CLI::Range(0.0, 60.0));
   app.add_option("--domain", o.domain, "RateLimitRequest.domain");
@@ -151,22 +155,32 @@ int main(int argc, char** argv) {
       start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.warmup));
   shared.stop_at = shared.measure_from + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(o.seconds));
+  std::vector<std::unique_ptr<::grpc::CompletionQueue>> queues;
+  for (int t = 0; t < o.threads; ++t) queues.push_back(std::make_unique<::grpc::CompletionQueue>());
   std::vector<std::unique_ptr<Slot>> slots;
   for (int i = 0; i < o.concurrency; ++i) {
-    slots.push_back(
-        std::make_unique<Slot>(*stubs[static_cast<std::size_t>(i % o.connections)], shared, o, i));
+    slots.push_back(std::make_unique<Slot>(*stubs[static_cast<std::size_t>(i % o.connections)],
+                                           *queues[static_cast<std::size_t>(i % o.threads)], shared,
+                                           o, i));
   }
-  shared.running = o.concurrency;
-  for (auto& s : slots) s->start();
-  {
-    std::unique_lock lock(shared.mu);
-    shared.cv.wait_for(lock, std::chrono::duration<double>(o.warmup + o.seconds + 10),
-                       [&] { return shared.running == 0; });
-    if (shared.running != 0) {
-      std::fprintf(stderr, "rls_load: %d calls did not finish\n", shared.running);
-      return 1;
-    }
+  for (auto& s : slots) s->send();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < o.threads; ++t) {
+    threads.emplace_back([&, t] {
+      auto& cq = *queues[static_cast<std::size_t>(t)];
+      int live = 0;
+      for (int i = t; i < o.concurrency; i += o.threads) ++live;
+      void* tag = nullptr;
+      bool ok = false;
+      while (live > 0 && cq.Next(&tag, &ok)) {
+        if (!static_cast<Slot*>(tag)->done()) --live;
+      }
+      cq.Shutdown();
+      while (cq.Next(&tag, &ok)) {
+      }
+    });
   }
+  for (auto& t : threads) t.join();
 
   std::vector<std::int64_t> all;
   std::uint64_t ok = 0;

@@ -346,9 +346,13 @@ int run_serve(const floodgate::app::Settings& s) {
     try {
       grpc_server = std::make_unique<floodgate::grpc::RlsServer>(
           rls_service,
-          floodgate::grpc::RlsServerOptions{.host = grpc_host,
-                                            .port = static_cast<std::uint16_t>(s.grpc_port),
-                                            .max_message_bytes = s.grpc_max_message_bytes});
+          floodgate::grpc::RlsServerOptions{
+              .host = grpc_host,
+              .port = static_cast<std::uint16_t>(s.grpc_port),
+              .max_message_bytes = s.grpc_max_message_bytes,
+              .threads = s.grpc_threads > 0 ? s.grpc_threads
+                                            : static_cast<int>(std::max(
+                                                  1u, std::thread::hardware_concurrency() / 2))});
     } catch (const std::exception& e) {
       spdlog::error("cannot listen on {}:{} (gRPC): {}", grpc_host, s.grpc_port, e.what());
       server->stop();

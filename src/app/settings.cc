@@ -64,6 +64,11 @@ void add_settings(CLI::App& cmd, Settings& s) {
   opt("--grpc-host", s.grpc_host, "GRPC_HOST",
       "Address the gRPC service listens on (default: HOST)")
       ->group(rls);
+  opt("--grpc-threads", s.grpc_threads, "GRPC_THREADS",
+      "Threads serving gRPC, each polling its own completion queue (0: half the cores, at least "
+      "one; more pollers hand calls to each other, see docs/PERFORMANCE.md)")
+      ->check(CLI::Range(0, 256))
+      ->group(rls);
   opt("--grpc-max-message-bytes", s.grpc_max_message_bytes, "GRPC_MAX_MESSAGE_BYTES",
       "Larger requests are refused with RESOURCE_EXHAUSTED")
       ->check(CLI::Range(1024, 64 << 20))

@@ -44,6 +44,7 @@ struct Settings {
   // envoyproxy/ratelimit's own settings, taken as it takes them.
   std::string rls_config;
   std::string grpc_host;  // empty: the HTTP host
+  int grpc_threads = 0;   // 0: half the cores, at least one
   int grpc_max_message_bytes = 1 << 20;
   bool merge_domain_config = false;
   bool limit_response_headers = false;

@@ -4,6 +4,7 @@
 // POST /json, hot reload, and exact counts under concurrency, also across two instances.
 #include <atomic>
 #include <condition_variable>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -244,6 +245,32 @@ TEST_F(RlsGrpc, TheStandardHealthServiceAnswersServing) {
     ASSERT_TRUE(status.ok()) << status.error_message();
     EXPECT_EQ(resp.status(), ::grpc::health::v1::HealthCheckResponse::SERVING) << service;
   }
+}
+
+TEST_F(RlsGrpc, HealthWatchSaysServingThenNotServingOnShutdown) {
+  Server server({"--rls-config", config});
+  ASSERT_GT(server.grpc_port(), 0) << server.output();
+  Client client(server.grpc_port());
+  auto health = ::grpc::health::v1::Health::NewStub(client.channel());
+  ::grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ::grpc::health::v1::HealthCheckRequest req;
+  auto reader = health->Watch(&ctx, req);
+  ::grpc::health::v1::HealthCheckResponse resp;
+  ASSERT_TRUE(reader->Read(&resp));
+  EXPECT_EQ(resp.status(), ::grpc::health::v1::HealthCheckResponse::SERVING);
+
+  // An unknown service: NOT_FOUND for Check.
+  ::grpc::ClientContext check_ctx;
+  req.set_service("no.such.Service");
+  EXPECT_EQ(health->Check(&check_ctx, req, &resp).error_code(), ::grpc::StatusCode::NOT_FOUND);
+
+  server.signal(SIGTERM);
+  ASSERT_TRUE(reader->Read(&resp));
+  EXPECT_EQ(resp.status(), ::grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_FALSE(reader->Read(&resp));
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(server.wait_exit(std::chrono::seconds(10)), 0) << server.output();
 }
 
 TEST_F(RlsGrpc, JsonOnTheHttpPortAnswersTheSameCall) {

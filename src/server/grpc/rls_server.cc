@@ -1,20 +1,25 @@
 #include "server/grpc/rls_server.h"
 
+#include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 
 #include "core/json_text.h"
 #include "envoy/service/ratelimit/v3/rls.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace floodgate::grpc {
 
 namespace pb = ::envoy::service::ratelimit::v3;
 namespace pbd = ::envoy::extensions::common::ratelimit::v3;
+namespace health = ::grpc::health::v1;
 
 namespace {
 
@@ -73,75 +78,257 @@ void to_wire(const rls::Response& in, pb::RateLimitResponse& out) {
   return {code, e.message};
 }
 
-// One ShouldRateLimit over gRPC: lives from the call's arrival to Finish().
-class GrpcCall final : public rls::Call {
+struct ServerState;
+
+// Tag: what a completion queue hands back; every asynchronous operation's tag is one.
+class Tag {
  public:
-  GrpcCall(::grpc::ServerUnaryReactor* reactor, const pb::RateLimitRequest* in,
-           pb::RateLimitResponse* out)
-      : reactor_(reactor), out_(out) {
-    to_domain(*in, request);
-  }
+  virtual void proceed(bool ok) = 0;
 
-  void done() override {
-    ::grpc::ServerUnaryReactor* reactor = reactor_;
-    ::grpc::Status status = ::grpc::Status::OK;
-    if (error) {
-      status = to_status(*error);
-    } else {
-      to_wire(response, *out_);
-    }
-    delete this;
-    reactor->Finish(status);
-  }
-
- private:
-  ::grpc::ServerUnaryReactor* reactor_;
-  pb::RateLimitResponse* out_;
+ protected:
+  ~Tag() = default;
 };
 
-class RateLimitService final : public pb::RateLimitService::CallbackService {
+// One ShouldRateLimit over gRPC, driven by a completion queue: posted to wait for a call, then
+// answered (inline for the memory store, from a store thread for Redis), then finished. Each
+// polling thread owns its completion queue, so a call is accepted, decided and answered on one
+// thread without hand-offs when the store answers inline.
+class AsyncCall final : public rls::Call, public Tag {
  public:
-  explicit RateLimitService(rls::Service& service) : service_(service) {}
+  AsyncCall(ServerState& state, ::grpc::ServerCompletionQueue& cq);
 
-  ::grpc::ServerUnaryReactor* ShouldRateLimit(::grpc::CallbackServerContext* context,
-                                              const pb::RateLimitRequest* request,
-                                              pb::RateLimitResponse* response) override {
-    ::grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    service_.should_rate_limit(*new GrpcCall(reactor, request, response));
-    return reactor;
+  // proceed(): the completion queue delivered this call's tag with `ok`.
+  void proceed(bool ok) override;
+  void done() override;
+
+ private:
+  enum class Stage : std::uint8_t { kWaiting, kFinishing };
+
+  // tag(): this call as the completion queue's tag (the Tag base, not the object's address).
+  void* tag() { return static_cast<Tag*>(this); }
+
+  ServerState& state_;
+  ::grpc::ServerCompletionQueue& cq_;
+  ::grpc::ServerContext context_;
+  pb::RateLimitRequest in_;
+  pb::RateLimitResponse out_;
+  ::grpc::ServerAsyncResponseWriter<pb::RateLimitResponse> responder_{&context_};
+  Stage stage_ = Stage::kWaiting;
+};
+
+struct ServerState {
+  explicit ServerState(rls::Service& s) : service(s) {}
+  rls::Service& service;
+  pb::RateLimitService::AsyncService async;
+  health::Health::AsyncService health;
+  std::mutex watchers_mu;
+  std::vector<class HealthWatch*> watchers;  // guarded by watchers_mu
+  // Calls handed to the service and not yet finished: the queues stay up until none is left.
+  std::atomic<int> deciding{0};
+  std::atomic<bool> stopping{false};
+};
+
+AsyncCall::AsyncCall(ServerState& state, ::grpc::ServerCompletionQueue& cq)
+    : state_(state), cq_(cq) {
+  state_.async.RequestShouldRateLimit(&context_, &in_, &responder_, &cq_, &cq_, tag());
+}
+
+void AsyncCall::proceed(bool ok) {
+  if (stage_ == Stage::kFinishing || !ok) {
+    // Finished, or the server is shutting down. `context_` is still this call's: the next call
+    // on this queue was posted with its own.
+    delete this;
+    return;
+  }
+  // Wait for the next call on this queue before deciding this one.
+  if (!state_.stopping.load(std::memory_order_acquire)) new AsyncCall(state_, cq_);
+  stage_ = Stage::kFinishing;
+  to_domain(in_, request);
+  state_.deciding.fetch_add(1, std::memory_order_relaxed);
+  state_.service.should_rate_limit(*this);
+}
+
+void AsyncCall::done() {
+  ServerState& state = state_;
+  if (error) {
+    responder_.FinishWithError(to_status(*error), tag());
+  } else {
+    to_wire(response, out_);
+    responder_.Finish(out_, ::grpc::Status::OK, tag());
+  }
+  state.deciding.fetch_sub(1, std::memory_order_release);
+}
+
+// grpc.health.v1.Health on the same completion queues as the rate limit calls (gRPC's default
+// health service would bring pollers of its own, whose hand-offs halve the throughput). The
+// server is SERVING under "" and the rate limit service's name until shutdown() begins.
+health::HealthCheckResponse::ServingStatus status_of(const ServerState& state,
+                                                     const std::string& service) {
+  if (!service.empty() && service != kServiceName)
+    return health::HealthCheckResponse::SERVICE_UNKNOWN;
+  return state.stopping.load(std::memory_order_acquire) ? health::HealthCheckResponse::NOT_SERVING
+                                                        : health::HealthCheckResponse::SERVING;
+}
+
+class HealthCheck final : public Tag {
+ public:
+  HealthCheck(ServerState& state, ::grpc::ServerCompletionQueue& cq) : state_(state), cq_(cq) {
+    state_.health.RequestCheck(&context_, &request_, &responder_, &cq_, &cq_, this);
+  }
+
+  void proceed(bool ok) override {
+    if (answered_ || !ok) {
+      delete this;
+      return;
+    }
+    if (!state_.stopping.load(std::memory_order_acquire)) new HealthCheck(state_, cq_);
+    answered_ = true;
+    const auto status = status_of(state_, request_.service());
+    if (status == health::HealthCheckResponse::SERVICE_UNKNOWN) {
+      responder_.FinishWithError({::grpc::StatusCode::NOT_FOUND, "unknown service"}, this);
+      return;
+    }
+    health::HealthCheckResponse response;
+    response.set_status(status);
+    responder_.Finish(response, ::grpc::Status::OK, this);
   }
 
  private:
-  rls::Service& service_;
+  ServerState& state_;
+  ::grpc::ServerCompletionQueue& cq_;
+  ::grpc::ServerContext context_;
+  health::HealthCheckRequest request_;
+  ::grpc::ServerAsyncResponseWriter<health::HealthCheckResponse> responder_{&context_};
+  bool answered_ = false;
+};
+
+// Watch: the current status at once, then the stream stays open until shutdown, which sends
+// NOT_SERVING and ends it. At most kMaxWatchers streams are kept; more are refused.
+class HealthWatch final : public Tag {
+ public:
+  static constexpr std::size_t kMaxWatchers = 1024;
+
+  HealthWatch(ServerState& state, ::grpc::ServerCompletionQueue& cq) : state_(state), cq_(cq) {
+    state_.health.RequestWatch(&context_, &request_, &writer_, &cq_, &cq_, this);
+  }
+
+  void proceed(bool ok) override {
+    switch (stage_) {
+      case Stage::kWaiting: {
+        if (!ok) {
+          delete this;
+          return;
+        }
+        if (!state_.stopping.load(std::memory_order_acquire)) new HealthWatch(state_, cq_);
+        std::lock_guard lock(state_.watchers_mu);
+        if (state_.watchers.size() >= kMaxWatchers || state_.stopping.load()) {
+          stage_ = Stage::kFinishing;
+          writer_.Finish({::grpc::StatusCode::RESOURCE_EXHAUSTED, "too many health watchers"},
+                         this);
+          return;
+        }
+        state_.watchers.push_back(this);
+        stage_ = Stage::kWriting;
+        write(status_of(state_, request_.service()));
+        return;
+      }
+      case Stage::kWriting: {
+        std::lock_guard lock(state_.watchers_mu);
+        if (!ok) {  // the client went away
+          forget();
+          stage_ = Stage::kFinishing;
+          writer_.Finish(::grpc::Status::CANCELLED, this);
+          return;
+        }
+        stage_ = Stage::kOpen;
+        if (closing_) close();
+        return;
+      }
+      case Stage::kOpen:
+        return;
+      case Stage::kFinishing:
+        delete this;
+        return;
+    }
+  }
+
+  // stop(): shutdown begins; the watcher says NOT_SERVING and ends. Called under watchers_mu.
+  void stop() {
+    closing_ = true;
+    if (stage_ == Stage::kOpen) close();
+  }
+
+ private:
+  enum class Stage : std::uint8_t { kWaiting, kWriting, kOpen, kFinishing };
+
+  void write(health::HealthCheckResponse::ServingStatus status) {
+    response_.set_status(status);
+    writer_.Write(response_, this);
+  }
+  // close(): under watchers_mu, with no operation outstanding.
+  void close() {
+    forget();
+    stage_ = Stage::kFinishing;
+    response_.set_status(health::HealthCheckResponse::NOT_SERVING);
+    writer_.WriteAndFinish(response_, ::grpc::WriteOptions(), ::grpc::Status::OK, this);
+  }
+  void forget() { std::erase(state_.watchers, this); }
+
+  ServerState& state_;
+  ::grpc::ServerCompletionQueue& cq_;
+  ::grpc::ServerContext context_;
+  health::HealthCheckRequest request_;
+  health::HealthCheckResponse response_;
+  ::grpc::ServerAsyncWriter<health::HealthCheckResponse> writer_{&context_};
+  Stage stage_ = Stage::kWaiting;
+  bool closing_ = false;
 };
 
 }  // namespace
 
 struct RlsServer::Impl {
-  explicit Impl(rls::Service& service) : rate_limit(service) {}
-  RateLimitService rate_limit;
+  explicit Impl(rls::Service& service) : state(service) {}
+  ServerState state;
   std::unique_ptr<::grpc::Server> server;
+  std::vector<std::unique_ptr<::grpc::ServerCompletionQueue>> queues;
+  std::vector<std::thread> threads;
   int port = 0;
   std::once_flag stopped;
 };
 
 RlsServer::RlsServer(rls::Service& service, const RlsServerOptions& options)
     : impl_(std::make_unique<Impl>(service)) {
-  ::grpc::EnableDefaultHealthCheckService(true);
   ::grpc::ServerBuilder builder;
   const std::string address = options.host.find(':') != std::string::npos
                                   ? fmt::format("[{}]:{}", options.host, options.port)
                                   : fmt::format("{}:{}", options.host, options.port);
   builder.AddListeningPort(address, ::grpc::InsecureServerCredentials(), &impl_->port);
-  builder.RegisterService(&impl_->rate_limit);
+  builder.RegisterService(&impl_->state.async);
+  builder.RegisterService(&impl_->state.health);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  const int threads = std::max(1, options.threads);
+  for (int i = 0; i < threads; ++i) impl_->queues.push_back(builder.AddCompletionQueue());
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || impl_->port == 0) {
+    for (auto& cq : impl_->queues) cq->Shutdown();
+    for (auto& cq : impl_->queues) {
+      void* tag = nullptr;
+      bool ok = false;
+      while (cq->Next(&tag, &ok)) {
+      }
+    }
     throw std::runtime_error(fmt::format("cannot listen on {}", address));
   }
-  if (auto* health = impl_->server->GetHealthCheckService()) {
-    health->SetServingStatus(true);
-    health->SetServingStatus(std::string(kServiceName), true);
+  for (auto& cq : impl_->queues) {
+    // A few calls waiting per queue, so a burst of new streams is matched at once.
+    for (int i = 0; i < 8; ++i) new AsyncCall(impl_->state, *cq);
+    new HealthCheck(impl_->state, *cq);
+    new HealthWatch(impl_->state, *cq);
+    impl_->threads.emplace_back([queue = cq.get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (queue->Next(&tag, &ok)) static_cast<Tag*>(tag)->proceed(ok);
+    });
   }
 }
 
@@ -151,8 +338,19 @@ std::uint16_t RlsServer::bound_port() const { return static_cast<std::uint16_t>(
 
 void RlsServer::shutdown(std::chrono::milliseconds grace) {
   std::call_once(impl_->stopped, [&] {
-    if (auto* health = impl_->server->GetHealthCheckService()) health->Shutdown();
+    impl_->state.stopping.store(true, std::memory_order_release);
+    {
+      std::lock_guard lock(impl_->state.watchers_mu);
+      for (HealthWatch* w : std::vector<HealthWatch*>(impl_->state.watchers)) w->stop();
+    }
     impl_->server->Shutdown(std::chrono::system_clock::now() + grace);
+    // Calls with the store finish (the store's timeout bounds this) before the queues close:
+    // their Finish() needs an open queue.
+    while (impl_->state.deciding.load(std::memory_order_acquire) > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    for (auto& cq : impl_->queues) cq->Shutdown();
+    for (auto& t : impl_->threads) t.join();
     impl_->server->Wait();
   });
 }

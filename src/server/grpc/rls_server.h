@@ -1,9 +1,10 @@
 // File: server/grpc/rls_server.h
 //
 // The Envoy rate limit service over gRPC (envoy.service.ratelimit.v3.RateLimitService/
-// ShouldRateLimit, gRPC's callback API) with the standard gRPC health service, and the same call
-// as proto3 JSON for POST /json on the HTTP port. Both only translate between the wire messages
-// and rls::Service (rls/service.h); no decision is made here.
+// ShouldRateLimit, on gRPC's completion-queue API with one queue per polling thread) with the
+// standard gRPC health service, and the same call as proto3 JSON for POST /json on the HTTP port.
+// Both only translate between the wire messages and rls::Service (rls/service.h); no decision is
+// made here.
 //
 // gRPC and protobuf headers stay inside rls_server.cc: this header is cheap to include.
 //
@@ -27,6 +28,8 @@ struct RlsServerOptions {
   std::uint16_t port = 8081;  // 0: any free port (see bound_port())
   // Larger requests are refused with RESOURCE_EXHAUSTED before they are parsed.
   int max_message_bytes = 1 << 20;
+  // Threads polling the server's completion queues (one queue each).
+  int threads = 2;
 };
 
 class RlsServer {
