@@ -16,6 +16,7 @@
 #include <CLI/CLI.hpp>
 
 #include "envoy/service/ratelimit/v3/rls.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace {
 
@@ -27,6 +28,7 @@ struct Options {
   int concurrency = 64;
   int connections = 1;
   int threads = 1;
+  std::string method = "rls";
   double seconds = 10;
   double warmup = 1;
   std::string domain = "bench";
@@ -43,13 +45,14 @@ struct Shared {
 // slot's completion queue (polled by one client thread: no hand-offs inside the client).
 class Slot {
  public:
-  Slot(pb::RateLimitService::Stub& stub, ::grpc::CompletionQueue& cq, Shared& shared,
-       const Options& o, int id)
+  Slot(pb::RateLimitService::Stub& stub, ::grpc::health::v1::Health::Stub* health,
+       ::grpc::CompletionQueue& cq, Shared& shared, const Options& o, int id)
       : stub_(stub),
         cq_(cq),
         shared_(shared),
         options_(o),
-        next_value_(static_cast<std::uint64_t>(id)) {
+        next_value_(static_cast<std::uint64_t>(id)),
+        health_(health) {
     request_.set_domain(o.domain);
     entry_ = request_.add_descriptors()->add_entries();
     entry_->set_key(o.key);
@@ -63,6 +66,11 @@ class Slot {
     context_->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     response_.Clear();
     sent_ = Clock::now();
+    if (health_) {
+      health_reader_ = health_->AsyncCheck(context_.get(), health_request_, &cq_);
+      health_reader_->Finish(&health_response_, &status_, this);
+      return;
+    }
     reader_ = stub_.AsyncShouldRateLimit(context_.get(), request_, &cq_);
     reader_->Finish(&response_, &status_, this);
   }
@@ -105,6 +113,12 @@ class Slot {
   ::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor::Entry* entry_;
   std::unique_ptr<::grpc::ClientContext> context_;
   std::unique_ptr<::grpc::ClientAsyncResponseReader<pb::RateLimitResponse>> reader_;
+  // --method health: grpc.health.v1.Health/Check on the same server, the gRPC layer's ceiling.
+  ::grpc::health::v1::Health::Stub* health_ = nullptr;
+  ::grpc::health::v1::HealthCheckRequest health_request_;
+  ::grpc::health::v1::HealthCheckResponse health_response_;
+  std::unique_ptr<::grpc::ClientAsyncResponseReader<::grpc::health::v1::HealthCheckResponse>>
+      health_reader_;
   Clock::time_point sent_;
 };
 
@@ -126,6 +140,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 256));
   app.add_option("--threads", o.threads, "Client threads, each with its own completion queue")
       ->check(CLI::Range(1, 64));
+  app.add_option("--method", o.method,
+                 "rls: ShouldRateLimit; health: grpc.health.v1.Health/Check (the gRPC ceiling)")
+      ->check(CLI::IsMember({"rls", "health"}));
   app.add_option("--seconds", o.seconds, "Measured time")->check(CLI::Range(0.5, 300.0));
   app.add_option("--warmup", o.warmup, "Unmeasured time first")->check(CLI::Range(0.0, 60.0));
   app.add_option("--domain", o.domain, "RateLimitRequest.domain");
@@ -135,6 +152,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::vector<std::unique_ptr<pb::RateLimitService::Stub>> stubs;
+  std::vector<std::unique_ptr<::grpc::health::v1::Health::Stub>> health_stubs;
   for (int c = 0; c < o.connections; ++c) {
     ::grpc::ChannelArguments args;
     // Channels with equal arguments share one connection; a distinct argument gives each its own.
@@ -147,6 +165,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     stubs.push_back(pb::RateLimitService::NewStub(channel));
+    health_stubs.push_back(::grpc::health::v1::Health::NewStub(channel));
   }
 
   Shared shared;
@@ -159,9 +178,10 @@ int main(int argc, char** argv) {
   for (int t = 0; t < o.threads; ++t) queues.push_back(std::make_unique<::grpc::CompletionQueue>());
   std::vector<std::unique_ptr<Slot>> slots;
   for (int i = 0; i < o.concurrency; ++i) {
-    slots.push_back(std::make_unique<Slot>(*stubs[static_cast<std::size_t>(i % o.connections)],
-                                           *queues[static_cast<std::size_t>(i % o.threads)], shared,
-                                           o, i));
+    const auto c = static_cast<std::size_t>(i % o.connections);
+    slots.push_back(
+        std::make_unique<Slot>(*stubs[c], o.method == "health" ? health_stubs[c].get() : nullptr,
+                               *queues[static_cast<std::size_t>(i % o.threads)], shared, o, i));
   }
   for (auto& s : slots) s->send();
   std::vector<std::thread> threads;

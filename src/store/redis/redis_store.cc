@@ -302,6 +302,15 @@ struct redis::StoreImpl {
   // seal(): sends the checks `lane` collected during this turn of its loop, one script call per
   // algorithm and per max_batch checks. Runs on the lane's thread.
   void seal(Lane& lane);
+  void send_batches(std::array<std::vector<ScriptCall*>, kAlgorithmCount>& pending);
+
+  // Checks from threads without a lane (gRPC's, a library caller's) wait here for the store's
+  // own loop, which sends what gathered since its last turn as batches through the pool: under
+  // load, one script call carries many checks instead of one each.
+  std::mutex shared_mu;
+  std::array<std::vector<ScriptCall*>, kAlgorithmCount> shared_pending;  // guarded by shared_mu
+  bool shared_seal_posted = false;                                       // guarded by shared_mu
+  void seal_shared();
 
   // for_each_connection(): the pool's and the lanes'.
   template <class Fn>
@@ -344,17 +353,11 @@ class ScriptCall final : public Call {
   const CheckOp& op() const { return op_; }
   Algorithm algorithm() const { return op_.policy->algorithm(); }
 
-  // queue(): stamps the call as sent now (it goes out with its lane's batch).
+  // queue(): stamps the call as sent now (it goes out with the next batch of its lane or of the
+  // store's own loop).
   void queue(SteadyTime now) {
     sent_ = now;
     deadline = now + store_.options.timeout;
-  }
-
-  // send(): the call alone, through any connection; false when none took it (the caller
-  // finishes it).
-  bool send(SteadyTime now) {
-    queue(now);
-    return submit(/*full_script=*/false);
   }
 
   // submit(): the call alone as EVALSHA (EVAL after NOSCRIPT); false when no connection took it.
@@ -525,8 +528,22 @@ class ScriptCalls final : public Call {
 
 void redis::StoreImpl::seal(Lane& lane) {
   lane.seal_posted = false;
+  send_batches(lane.pending);
+}
+
+void redis::StoreImpl::seal_shared() {
+  std::array<std::vector<ScriptCall*>, kAlgorithmCount> pending;
+  {
+    std::lock_guard lock(shared_mu);
+    shared_seal_posted = false;
+    std::swap(pending, shared_pending);
+  }
+  send_batches(pending);
+}
+
+void redis::StoreImpl::send_batches(std::array<std::vector<ScriptCall*>, kAlgorithmCount>& all) {
   const std::size_t most = std::max<std::size_t>(1, options.max_batch);
-  for (auto& pending : lane.pending) {
+  for (auto& pending : all) {
     for (std::size_t from = 0; from < pending.size(); from += most) {
       const std::size_t to = std::min(pending.size(), from + most);
       if (to - from == 1) {
@@ -603,7 +620,14 @@ void RedisStore::check(std::span<const CheckOp> ops, std::span<Outcome> outcomes
       }
       continue;
     }
-    if (!call->send(now)) call->fail(StoreStatus::kUnavailable);
+    call->queue(now);
+    bool post = false;
+    {
+      std::lock_guard lock(impl_->shared_mu);
+      impl_->shared_pending[static_cast<std::size_t>(call->algorithm())].push_back(call);
+      post = !std::exchange(impl_->shared_seal_posted, true);
+    }
+    if (post) asio::post(impl_->io, [impl = impl_.get()] { impl->seal_shared(); });
   }
 }
 
