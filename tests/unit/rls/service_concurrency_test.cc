@@ -75,9 +75,10 @@ TEST(RlsServiceConcurrency, ThreadsOnSharedCountersAdmitExactlyTheLimit) {
   EXPECT_EQ(ok.load(), kUsers * 100);
   std::string metrics;
   service.append_metrics(metrics);
-  EXPECT_NE(metrics.find(R"(floodgate_rls_total_hits_total{domain="edge",descriptor="edge.user"} )" +
-                         std::to_string(kThreads * kCalls)),
-            std::string::npos)
+  EXPECT_NE(
+      metrics.find(R"(floodgate_rls_total_hits_total{domain="edge",descriptor="edge.user"} )" +
+                   std::to_string(kThreads * kCalls)),
+      std::string::npos)
       << metrics;
 }
 
