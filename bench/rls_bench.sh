@@ -6,6 +6,11 @@
 #
 #   bench/rls_bench.sh                  # REPS=5 SECONDS_PER_RUN=5 CONCURRENCY=64 CONNECTIONS=4
 #   BUILD=build/release REPS=3 bench/rls_bench.sh
+#
+# The server side (floodgate, and redis-server when used) runs on SERVER_CPUS (default 1), the
+# client on CLIENT_CPUS (default 0): unpinned, the scheduler sometimes stacks client and server
+# threads on one core of a 2-core machine and a run loses 30-40 %. SERVER_CPUS= CLIENT_CPUS=
+# (empty) runs unpinned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +21,12 @@ CONCURRENCY=${CONCURRENCY:-64}
 CONNECTIONS=${CONNECTIONS:-4}
 FLOODGATE=$BUILD/src/floodgate
 LOAD=$BUILD/bench/rls_load
+SERVER_CPUS=${SERVER_CPUS-1}
+CLIENT_CPUS=${CLIENT_CPUS-0}
+server_pin=()
+client_pin=()
+if [[ -n "$SERVER_CPUS" ]]; then server_pin=(taskset -c "$SERVER_CPUS"); fi
+if [[ -n "$CLIENT_CPUS" ]]; then client_pin=(taskset -c "$CLIENT_CPUS"); fi
 
 work=$(mktemp -d /tmp/fg-rls-bench-XXXXXX)
 pids=()
@@ -40,7 +51,7 @@ descriptors:
 EOF
 
 redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
+"${server_pin[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
   > "$work/redis.log" 2>&1 &
 pids+=($!)
 
@@ -48,7 +59,7 @@ start_floodgate() {  # start_floodgate BACKEND -> sets grpc_port and fg_pid
   local backend=$1 http_port
   http_port=$(free_port)
   grpc_port=$(free_port)
-  "$FLOODGATE" serve --host 127.0.0.1 --port "$http_port" --grpc-port "$grpc_port" \
+  "${server_pin[@]}" "$FLOODGATE" serve --host 127.0.0.1 --port "$http_port" --grpc-port "$grpc_port" \
     --backend "$backend" --redis-url "redis://127.0.0.1:$redis_port" --store-timeout-ms 100 \
     --rls-config "$work/bench.yaml" --log-level warn > "$work/floodgate-$backend.log" 2>&1 &
   fg_pid=$!
@@ -71,20 +82,29 @@ print(statistics.median(vals))' "$1" "$2"
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "runs: $REPS x ${SECONDS_PER_RUN}s, $CONCURRENCY calls in flight"
-printf '%-10s %-7s %-12s %12s %8s %8s %8s\n' store method connections "calls/s" p50_ms p99_ms errors
+echo "runs: $REPS x ${SECONDS_PER_RUN}s, $CONCURRENCY calls in flight, server on CPUs" \
+  "${SERVER_CPUS:-any}, client on CPUs ${CLIENT_CPUS:-any}"
+printf '%-10s %-7s %-12s %12s %8s %8s %8s  %s\n' store method connections "calls/s" p50_ms p99_ms errors \
+  "calls/s per run"
 for backend in memory redis; do
   start_floodgate "$backend"
+  # Repetitions interleaved, so a slow spell of the host hits every variant alike.
+  for _ in $(seq "$REPS"); do
+    for method in health rls; do
+      for conns in 1 "$CONNECTIONS"; do
+        "${client_pin[@]}" "$LOAD" --port "$grpc_port" --method "$method" \
+          --concurrency "$CONCURRENCY" --connections "$conns" --seconds "$SECONDS_PER_RUN" \
+          --warmup 1 --values 10000 >> "$work/$backend-$method-$conns.jsonl"
+      done
+    done
+  done
   for method in health rls; do
     for conns in 1 "$CONNECTIONS"; do
       out="$work/$backend-$method-$conns.jsonl"
-      for _ in $(seq "$REPS"); do
-        "$LOAD" --port "$grpc_port" --method "$method" --concurrency "$CONCURRENCY" \
-          --connections "$conns" --seconds "$SECONDS_PER_RUN" --warmup 1 --values 10000 >> "$out"
-      done
-      printf '%-10s %-7s %-12s %12.0f %8.3f %8.3f %8s\n' "$backend" "$method" "$conns" \
+      printf '%-10s %-7s %-12s %12.0f %8.3f %8.3f %8s  %s\n' "$backend" "$method" "$conns" \
         "$(median calls_per_s "$out")" "$(median p50_ms "$out")" "$(median p99_ms "$out")" \
-        "$(median errors "$out")"
+        "$(median errors "$out")" \
+        "$(python3 -c 'import json,sys; print(" ".join(str(round(json.loads(l)["calls_per_s"])) for l in open(sys.argv[1]) if l.strip()))' "$out")"
     done
   done
   kill "$fg_pid"
