@@ -276,7 +276,7 @@ int run_serve(const floodgate::app::Settings& s) {
   floodgate::MemoryStore store(clock,
                                {.max_keys = static_cast<std::size_t>(s.max_keys), .shards = 64});
   std::unique_ptr<floodgate::RedisStore> redis;
-  if (s.backend == "redis") {
+  if (s.backend == "redis" || s.backend == "redis-sentinel") {
     auto redis_options = *floodgate::app::redis_options(s);  // validated above
     redis_options.log = [](std::string_view level, std::string_view message) {
       if (level == "warn") {
@@ -285,8 +285,13 @@ int run_serve(const floodgate::app::Settings& s) {
         spdlog::info("{}", log_safe(message));
       }
     };
-    spdlog::info("store: redis at {}:{} db={} tls={} pool={} timeout={}ms", redis_options.host,
-                 redis_options.port, redis_options.db, redis_options.tls, redis_options.pool_size,
+    std::string where = fmt::format("{}:{}", redis_options.host, redis_options.port);
+    if (!redis_options.sentinels.empty()) {
+      where = fmt::format("master '{}' through {} sentinel(s)", redis_options.sentinel_master,
+                          redis_options.sentinels.size());
+    }
+    spdlog::info("store: redis at {} db={} tls={} pool={} timeout={}ms", log_safe(where),
+                 redis_options.db, redis_options.tls, redis_options.pool_size,
                  redis_options.timeout.count());
     redis = std::make_unique<floodgate::RedisStore>(std::move(redis_options));
   }

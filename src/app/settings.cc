@@ -25,11 +25,16 @@ void add_settings(CLI::App& cmd, Settings& s) {
 
   opt("--backend", s.backend, "BACKEND", "Store: memory, redis, redis-cluster or redis-sentinel")
       ->group("Store");
-  opt("--redis-url", s.redis_url, "REDIS_URL", "redis://[user:password@]host:port/db or rediss://")
+  opt("--redis-url", s.redis_url, "REDIS_URL",
+      "redis://[user:password@]host:port/db, rediss:// (TLS), or with BACKEND=redis-sentinel "
+      "redis+sentinel://[user:password@]host:port,host:port/master-name[/db]")
       ->group("Store");
   opt("--redis-addr", s.redis_addr, "REDIS_ADDR", "host:port (when REDIS_URL is not set)")
       ->group("Store");
   opt("--redis-password", s.redis_password, "REDIS_PASSWORD", "Redis password")->group("Store");
+  opt("--redis-sentinel-password", s.redis_sentinel_password, "REDIS_SENTINEL_PASSWORD",
+      "Password of the sentinels (BACKEND=redis-sentinel)")
+      ->group("Store");
   opt("--redis-db", s.redis_db, "REDIS_DB", "Redis database number")
       ->check(CLI::Range(0, 1023))
       ->group("Store");
@@ -128,16 +133,24 @@ void add_settings(CLI::App& cmd, Settings& s) {
 }
 
 std::optional<std::string> validate(const Settings& s) {
-  if (s.backend != "memory" && s.backend != "redis") {
-    if (s.backend == "redis-cluster" || s.backend == "redis-sentinel") {
-      return "BACKEND: '" + s.backend + "' is not available in this build yet; use memory or redis";
+  if (s.backend != "memory" && s.backend != "redis" && s.backend != "redis-sentinel") {
+    if (s.backend == "redis-cluster") {
+      return "BACKEND: 'redis-cluster' is not available in this build yet; use memory, redis or "
+             "redis-sentinel";
     }
     return "BACKEND: must be memory, redis, redis-cluster or redis-sentinel, got '" + s.backend +
            "'";
   }
-  if (s.backend == "redis") {
-    if (auto options = redis_options(s); !options) {
-      return options.error().field + ": " + options.error().message;
+  if (s.backend == "redis" || s.backend == "redis-sentinel") {
+    auto options = redis_options(s);
+    if (!options) return options.error().field + ": " + options.error().message;
+    const bool sentinel = !options->sentinels.empty();
+    if (s.backend == "redis-sentinel" && !sentinel) {
+      return "REDIS_URL: BACKEND=redis-sentinel needs "
+             "redis+sentinel://host:port,host:port/master-name";
+    }
+    if (s.backend == "redis" && sentinel) {
+      return "BACKEND: a redis+sentinel:// REDIS_URL needs BACKEND=redis-sentinel";
     }
   }
   const auto algorithm = parse_algorithm(s.default_algorithm);
@@ -183,6 +196,7 @@ Result<RedisOptions> redis_options(const Settings& s) {
     o.port = static_cast<std::uint16_t>(port);
   }
   if (o.password.empty()) o.password = s.redis_password;
+  o.sentinel_password = s.redis_sentinel_password;
   if (o.db == 0) o.db = s.redis_db;
   o.pool_size = s.redis_pool_size;
   o.timeout = std::chrono::milliseconds(s.store_timeout_ms);

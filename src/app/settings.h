@@ -31,6 +31,7 @@ struct Settings {
   std::string redis_url;
   std::string redis_addr;
   std::string redis_password;
+  std::string redis_sentinel_password;
   int redis_db = 0;
   int redis_pool_size = 2;
   std::string redis_tls_ca_file;

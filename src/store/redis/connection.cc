@@ -39,10 +39,12 @@ std::chrono::milliseconds backoff(const RedisOptions& options, int attempt) {
 
 }  // namespace
 
-Connection::Connection(asio::io_context& io, const RedisOptions& options, asio::ssl::context& ssl,
-                       const std::vector<std::string>& handshake, StateListener on_state)
+Connection::Connection(asio::io_context& io, const RedisOptions& options, const Endpoint& endpoint,
+                       asio::ssl::context& ssl, const std::vector<std::string>& handshake,
+                       StateListener on_state)
     : io_(io),
       options_(options),
+      endpoint_(endpoint),
       ssl_(ssl),
       tls_(options.tls),
       handshake_(handshake),
@@ -60,6 +62,15 @@ void Connection::stop() {
   backoff_timer_.cancel();
   deadline_timer_.cancel();
   close_stream();
+}
+
+void Connection::drop() {
+  asio::post(io_, [this] {
+    if (stopping_) return;
+    skip_backoff_ = true;
+    backoff_timer_.cancel();
+    close_stream();
+  });
 }
 
 std::size_t Connection::in_flight() const {
@@ -103,6 +114,10 @@ asio::awaitable<void> Connection::run() {
     close_stream();
     if (stopping_) break;
     on_state_(false, error);
+    if (std::exchange(skip_backoff_, false)) {
+      attempt = 0;
+      continue;
+    }
     backoff_timer_.expires_after(backoff(options_, attempt++));
     co_await backoff_timer_.async_wait(kAwait);
   }
@@ -119,6 +134,10 @@ asio::awaitable<std::string> Connection::establish() {
   }
   writing_.clear();
 
+  const auto address = endpoint_.get();
+  const std::string host = address.first;
+  const std::uint16_t port = address.second;
+  if (host.empty()) co_return "the master's address is not known yet: no sentinel has answered";
   // One guard for the whole setup: when it fires, the socket closes and the pending step fails.
   bool timed_out = false;
   asio::steady_timer guard(io_, options_.connect_timeout);
@@ -129,20 +148,18 @@ asio::awaitable<std::string> Connection::establish() {
   });
   auto fail = [&](std::string what) -> std::string {
     guard.cancel();
-    return timed_out ? "timed out connecting to " + options_.host + ":" +
-                           std::to_string(options_.port) + " (" + what + ")"
-                     : what;
+    return timed_out
+               ? "timed out connecting to " + host + ":" + std::to_string(port) + " (" + what + ")"
+               : what;
   };
 
   tcp::resolver resolver(io_);
-  auto [rec, endpoints] =
-      co_await resolver.async_resolve(options_.host, std::to_string(options_.port),
-                                      asio::ip::resolver_base::numeric_service, kAwait);
-  if (rec) co_return fail("cannot resolve " + options_.host + ": " + rec.message());
+  auto [rec, endpoints] = co_await resolver.async_resolve(
+      host, std::to_string(port), asio::ip::resolver_base::numeric_service, kAwait);
+  if (rec) co_return fail("cannot resolve " + host + ": " + rec.message());
   auto [cec, endpoint] = co_await asio::async_connect(stream_->next_layer(), endpoints, kAwait);
   if (cec) {
-    co_return fail("cannot connect to " + options_.host + ":" + std::to_string(options_.port) +
-                   ": " + cec.message());
+    co_return fail("cannot connect to " + host + ":" + std::to_string(port) + ": " + cec.message());
   }
   boost::system::error_code ignored;
   stream_->next_layer().set_option(tcp::no_delay(true), ignored);
@@ -150,12 +167,12 @@ asio::awaitable<std::string> Connection::establish() {
   if (tls_) {
     // SNI (SSL_set_tlsext_host_name, spelled out: the macro casts C-style).
     SSL_ctrl(stream_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-             const_cast<char*>(options_.host.c_str()));
+             const_cast<char*>(host.c_str()));
     if (options_.tls_verify) {
-      stream_->set_verify_callback(asio::ssl::host_name_verification(options_.host));
+      stream_->set_verify_callback(asio::ssl::host_name_verification(host));
     }
     auto [hec] = co_await stream_->async_handshake(asio::ssl::stream_base::client, kAwait);
-    if (hec) co_return fail("TLS handshake with " + options_.host + " failed: " + hec.message());
+    if (hec) co_return fail("TLS handshake with " + host + " failed: " + hec.message());
   }
 
   // AUTH, SELECT and the handshake commands, in one write; then one reply each, in order.

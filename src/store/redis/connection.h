@@ -51,6 +51,30 @@ class Call {
   ~Call() = default;
 };
 
+// Endpoint: where connections connect: fixed (the options' host and port), or moved by the
+// Sentinel watcher when the master changes. Thread-safe.
+class Endpoint {
+ public:
+  Endpoint(std::string host, std::uint16_t port) : host_(std::move(host)), port_(port) {}
+  std::pair<std::string, std::uint16_t> get() const {
+    std::lock_guard lock(mu_);
+    return {host_, port_};
+  }
+  // set(): true when the address changed.
+  bool set(const std::string& host, std::uint16_t port) {
+    std::lock_guard lock(mu_);
+    if (host == host_ && port == port_) return false;
+    host_ = host;
+    port_ = port;
+    return true;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string host_;  // guarded by mu_; empty: not known yet
+  std::uint16_t port_ = 0;
+};
+
 class Connection {
  public:
   // on_state(ready, error): the connection became ready (error empty), or could not connect or
@@ -60,7 +84,7 @@ class Connection {
   // `handshake`: RESP-encoded commands sent after AUTH/SELECT whose replies must not be errors.
   // `ssl`: the TLS context (used only when options.tls). Everything is borrowed for the
   // connection's life.
-  Connection(boost::asio::io_context& io, const RedisOptions& options,
+  Connection(boost::asio::io_context& io, const RedisOptions& options, const Endpoint& endpoint,
              boost::asio::ssl::context& ssl, const std::vector<std::string>& handshake,
              StateListener on_state);
   ~Connection();
@@ -77,6 +101,10 @@ class Connection {
   // or has max_in_flight calls waiting: the call was not taken and nothing will be called on it.
   // Thread-safe.
   bool submit(std::string_view command, Call* call);
+
+  // drop(): closes the connection (calls in flight fail) and connects again at once, to the
+  // endpoint's current address: the master moved. Thread-safe.
+  void drop();
 
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   std::size_t in_flight() const;
@@ -96,6 +124,7 @@ class Connection {
 
   boost::asio::io_context& io_;
   const RedisOptions& options_;
+  const Endpoint& endpoint_;
   boost::asio::ssl::context& ssl_;
   const bool tls_;
   const std::vector<std::string>& handshake_;
@@ -108,8 +137,9 @@ class Connection {
   boost::asio::steady_timer backoff_timer_;
   bool timer_armed_ = false;
   bool stopping_ = false;
-  int generation_ = 0;   // one per connection attempt; stale completions check it
-  std::string writing_;  // the bytes of the write in progress
+  bool skip_backoff_ = false;  // drop(): reconnect without waiting
+  int generation_ = 0;         // one per connection attempt; stale completions check it
+  std::string writing_;        // the bytes of the write in progress
   std::vector<char> read_buffer_;
 
   std::atomic<bool> ready_{false};

@@ -18,6 +18,7 @@
 #include "store/redis/connection.h"
 #include "store/redis/resp.h"
 #include "store/redis/scripts.h"
+#include "store/redis/sentinel.h"
 
 namespace floodgate {
 namespace {
@@ -121,6 +122,9 @@ struct redis::StoreImpl {
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   asio::ssl::context ssl{asio::ssl::context::tls_client};
+  // Where the connections go: the options' address, or the master Sentinel points at.
+  redis::Endpoint endpoint{options.host, options.port};
+  std::unique_ptr<redis::SentinelWatcher> sentinel;      // redis+sentinel:// only
   std::vector<std::unique_ptr<Connection>> connections;  // the pool, on `io`
 
   // Lanes: connections adopted by other threads' event loops (RedisStore::adopt).
@@ -171,8 +175,14 @@ struct redis::StoreImpl {
     const int pool = std::max(1, options.pool_size);
     for (int i = 0; i < pool; ++i) {
       connections.push_back(std::make_unique<Connection>(
-          io, options, ssl, handshake,
+          io, options, endpoint, ssl, handshake,
           [this](bool ready, const std::string& error) { on_state(ready, error); }));
+    }
+    if (!options.sentinels.empty()) {
+      sentinel = std::make_unique<redis::SentinelWatcher>(
+          io, options, endpoint, [this](const std::string&, std::uint16_t) { drop_all(); },
+          [this](std::string_view level, std::string_view message) { log(level, message); });
+      sentinel->start();
     }
     for (auto& c : connections) c->start();
     thread = std::thread([this] { io.run(); });
@@ -180,6 +190,7 @@ struct redis::StoreImpl {
 
   ~StoreImpl() {
     asio::post(io, [this] {
+      if (sentinel) sentinel->stop();
       for (auto& c : connections) c->stop();
       work.reset();
     });
@@ -190,7 +201,21 @@ struct redis::StoreImpl {
     if (options.log) options.log(level, message);
   }
 
+  // drop_all(): every connection reconnects now, to the endpoint's new address.
+  void drop_all() {
+    for (auto& c : connections) c->drop();
+    std::lock_guard lock(lanes_mu);
+    for (auto& lane : lanes) lane->connection->drop();
+  }
+
+  std::string address() const {
+    const auto [host, port] = endpoint.get();
+    return host.empty() ? std::string("(master not known yet)") : host + ":" + std::to_string(port);
+  }
+
   void on_state(bool ready, const std::string& error) {
+    // A connection to the master failed: the master may have moved (a missed announcement).
+    if (!ready && sentinel) sentinel->reask();
     if (ready) {
       // A connection that just completed its handshake (AUTH, scripts) is proof enough that Redis
       // answers: close the breaker rather than wait for a probe that only traffic would send.
@@ -206,8 +231,8 @@ struct redis::StoreImpl {
         auth_failed = false;
       }
       if (first || was_failing) {
-        log("info", fmt::format("redis: connected to {}:{}{}", options.host, options.port,
-                                was_failing ? " (recovered)" : ""));
+        log("info",
+            fmt::format("redis: connected to {}{}", address(), was_failing ? " (recovered)" : ""));
       }
       return;
     }
@@ -436,6 +461,8 @@ class ScriptCall final : public Call {
   void script_error(std::string_view error) {
     store_.errors[error.rfind("OOM", 0) == 0 ? kErrOom : kErrScript].fetch_add(1, kRelaxed);
     store_.log("warn", fmt::format("redis: script error: {}", error));
+    // A replica answers writes with READONLY: the master we know was demoted.
+    if (error.rfind("READONLY", 0) == 0 && store_.sentinel) store_.sentinel->reask();
   }
 
  private:
@@ -661,7 +688,7 @@ void RedisStore::adopt(asio::io_context& io) {
   auto lane = std::make_unique<redis::Lane>();
   lane->io = &io;
   lane->connection = std::make_unique<Connection>(
-      io, impl_->options, impl_->ssl, impl_->handshake,
+      io, impl_->options, impl_->endpoint, impl_->ssl, impl_->handshake,
       [impl = impl_.get()](bool ready, const std::string& error) { impl->on_state(ready, error); });
   lane->connection->start();
   this_thread_lane = ThreadLane{impl_.get(), lane.get()};

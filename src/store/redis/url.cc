@@ -7,8 +7,71 @@
 
 namespace floodgate {
 
+namespace {
+
+Result<RedisOptions> parse_sentinel_url(std::string_view url) {
+  auto fail = [](std::string message) { return ParamError{"REDIS_URL", std::move(message)}; };
+  constexpr std::string_view kScheme = "redis+sentinel://";
+  std::string_view rest = url.substr(kScheme.size());
+  RedisOptions o;
+  const auto slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view path =
+      slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    // user:password@ — parsed as a one-host URL, so percent-encoding works as for redis://.
+    // (The text must outlive the parsed view.)
+    const std::string creds_url =
+        "redis://" + std::string(authority.substr(0, at + 1)) + "localhost";
+    auto creds = boost::urls::parse_uri(creds_url);
+    if (!creds) return fail("has invalid credentials");
+    o.username = creds->user();
+    o.password = creds->password();
+    authority.remove_prefix(at + 1);
+  }
+  for (bool more = !authority.empty(); more;) {
+    const auto comma = authority.find(',');
+    std::string_view one = authority.substr(0, comma);
+    more = comma != std::string_view::npos;
+    authority = more ? authority.substr(comma + 1) : std::string_view();
+    if (one.empty()) return fail("has an empty sentinel address");
+    const std::string one_url = "redis://" + std::string(one);
+    auto parsed = boost::urls::parse_uri(one_url);
+    if (!parsed || parsed->host().empty()) {
+      return fail("has an invalid sentinel address \"" + std::string(one) + "\"");
+    }
+    std::uint16_t port = 26379;
+    if (parsed->has_port()) {
+      port = parsed->port_number();
+      if (port == 0) return fail("has an invalid sentinel port in \"" + std::string(one) + "\"");
+    }
+    o.sentinels.emplace_back(parsed->host_address(), port);
+  }
+  if (o.sentinels.empty()) return fail("names no sentinel");
+  const auto next = path.find('/');
+  o.sentinel_master = std::string(path.substr(0, next));
+  if (o.sentinel_master.empty()) {
+    return fail("names no master: redis+sentinel://host:port,host:port/master-name");
+  }
+  if (next != std::string_view::npos) {
+    const std::string_view digits = path.substr(next + 1);
+    int db = -1;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), db);
+    if (ec != std::errc() || end != digits.data() + digits.size() || db < 0) {
+      return fail("has an invalid database number \"" + std::string(digits) + "\"");
+    }
+    o.db = db;
+  }
+  o.host.clear();
+  o.port = 0;
+  return o;
+}
+
+}  // namespace
+
 Result<RedisOptions> parse_redis_url(std::string_view url) {
   auto fail = [](std::string message) { return ParamError{"REDIS_URL", std::move(message)}; };
+  if (url.starts_with("redis+sentinel://")) return parse_sentinel_url(url);
   auto parsed = boost::urls::parse_uri(boost::core::string_view(url.data(), url.size()));
   if (!parsed) return fail("is not a URL: " + parsed.error().message());
   const auto& u = *parsed;
@@ -17,7 +80,7 @@ Result<RedisOptions> parse_redis_url(std::string_view url) {
   if (scheme == "rediss") {
     o.tls = true;
   } else if (scheme != "redis") {
-    return fail("must start with redis:// or rediss://, got " + scheme + "://");
+    return fail("must start with redis://, rediss:// or redis+sentinel://, got " + scheme + "://");
   }
   if (!u.has_authority() || u.host().empty()) return fail("names no host");
   o.host = u.host_address();

@@ -30,6 +30,26 @@ TEST(RedisUrl, PasswordAloneDefaultsAndTls) {
   EXPECT_EQ(parse_redis_url("redis://[::1]:7000").value().host, "::1");
 }
 
+TEST(RedisUrl, SentinelUrlsNameTheSentinelsAndTheMaster) {
+  auto o =
+      parse_redis_url("redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2,[::1]:5000/mymaster/2").value();
+  ASSERT_EQ(o.sentinels.size(), 3u);
+  EXPECT_EQ(o.sentinels[0], (std::pair<std::string, std::uint16_t>{"10.0.0.1", 26379}));
+  EXPECT_EQ(o.sentinels[1], (std::pair<std::string, std::uint16_t>{"10.0.0.2", 26379}));
+  EXPECT_EQ(o.sentinels[2], (std::pair<std::string, std::uint16_t>{"::1", 5000}));
+  EXPECT_EQ(o.sentinel_master, "mymaster");
+  EXPECT_EQ(o.password, "pw");
+  EXPECT_EQ(o.db, 2);
+  EXPECT_TRUE(o.host.empty());
+  for (const char* bad :
+       {"redis+sentinel://", "redis+sentinel://h:1", "redis+sentinel://h:1/",
+        "redis+sentinel://h:0/m", "redis+sentinel://h:1,/m", "redis+sentinel://h:1/m/x"}) {
+    auto r = parse_redis_url(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().field, "REDIS_URL") << bad;
+  }
+}
+
 TEST(RedisUrl, RefusesWhatItCannotUseNamingTheField) {
   for (const char* bad : {"http://localhost:6379", "localhost:6379", "redis://", "redis://h/x",
                           "redis://h/-1", "redis://h:0"}) {
