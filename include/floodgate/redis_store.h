@@ -30,6 +30,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "floodgate/clock.h"
 #include "floodgate/policy.h"
@@ -54,6 +56,13 @@ struct RedisOptions {
   bool tls_verify = true;
   std::string tls_ca_file;  // empty: the system's CA store
 
+  // Redis Sentinel (redis+sentinel://): the sentinels that know where `sentinel_master` is. When
+  // set, `host`/`port` are not used: the store asks a sentinel for the master, follows its
+  // +switch-master announcements, and asks again when its connections to the master fail.
+  std::vector<std::pair<std::string, std::uint16_t>> sentinels;
+  std::string sentinel_master;
+  std::string sentinel_password;  // AUTH to the sentinels; empty: none
+
   int pool_size = 2;                                // connections
   std::chrono::milliseconds timeout{10};            // per call (STORE_TIMEOUT_MS)
   std::chrono::milliseconds connect_timeout{1000};  // TCP connect + TLS + AUTH + script loading
@@ -76,7 +85,10 @@ struct RedisOptions {
 };
 
 // parse_redis_url(): redis://[user:password@]host[:port][/db] and rediss:// (TLS). A password
-// alone may be given as "redis://:password@host". Errors name the field "REDIS_URL".
+// alone may be given as "redis://:password@host". Also
+// redis+sentinel://[user:password@]host:port[,host:port...]/master-name[/db]: the sentinels and
+// the name they monitor the master under (the credentials and db are the master's). Errors name
+// the field "REDIS_URL".
 Result<RedisOptions> parse_redis_url(std::string_view url);
 
 class RedisStore final : public Store {
