@@ -84,7 +84,8 @@ struct SentinelWatcher::Session {
     if (rec) co_return "cannot resolve: " + rec.message();
     auto [cec, endpoint] = co_await asio::async_connect(socket, endpoints, kAwait);
     (void)endpoint;
-    if (cec) co_return closed ? std::string("timed out connecting") : "cannot connect: " + cec.message();
+    if (cec)
+      co_return closed ? std::string("timed out connecting") : "cannot connect: " + cec.message();
     if (!options.sentinel_password.empty()) {
       std::string auth = command({"AUTH", options.sentinel_password});
       if (!co_await write(std::move(auth))) co_return std::string("AUTH failed");
@@ -110,7 +111,8 @@ struct SentinelWatcher::Session {
     host = std::string(text(*r->element[0]));
     const std::string digits(text(*r->element[1]));
     const int value = std::atoi(digits.c_str());
-    if (host.empty() || value <= 0 || value > 65535) co_return std::string("answered a malformed address");
+    if (host.empty() || value <= 0 || value > 65535)
+      co_return std::string("answered a malformed address");
     port = static_cast<std::uint16_t>(value);
     co_return std::string("");
   }
@@ -127,9 +129,7 @@ SentinelWatcher::SentinelWatcher(asio::io_context& io, const RedisOptions& optio
 
 SentinelWatcher::~SentinelWatcher() = default;
 
-void SentinelWatcher::start() {
-  asio::co_spawn(io_, watch(), asio::detached);
-}
+void SentinelWatcher::start() { asio::co_spawn(io_, watch(), asio::detached); }
 
 void SentinelWatcher::stop() {
   *stopped_ = true;
@@ -165,7 +165,8 @@ asio::awaitable<void> SentinelWatcher::query_once() {
     std::string error = co_await s.open(host, port, options_);
     std::string master_host;
     std::uint16_t master_port = 0;
-    if (error.empty()) error = co_await s.master(options_.sentinel_master, master_host, master_port);
+    if (error.empty())
+      error = co_await s.master(options_.sentinel_master, master_host, master_port);
     s.close();
     if (*stopped) break;
     if (error.empty()) {
