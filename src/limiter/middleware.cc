@@ -46,7 +46,8 @@ Verdict Middleware::check(const RequestInfo& request) const {
   std::string_view who = request.client_ip;
   std::string_view kind = "ip";
   if (route.key_by != KeyBy::kClientIp && request.headers) {
-    const std::string_view name = route.key_by == KeyBy::kApiKey ? "X-API-Key" : route.header;
+    const std::string_view name = route.key_by == KeyBy::kApiKey ? std::string_view("X-API-Key")
+                                                                 : std::string_view(route.header);
     if (const std::string_view value = request.headers(name); !value.empty()) {
       who = value;
       kind = route.key_by == KeyBy::kApiKey ? "key" : "header";
