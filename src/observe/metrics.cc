@@ -13,9 +13,15 @@ constexpr std::array<int, 12> kStatuses = {200, 204, 400, 403, 404, 405,
 
 using Counter = std::atomic<std::uint64_t>;
 
-// A label value in the text format: backslash, double quote and newline escaped.
 std::string label(std::string_view value) {
   std::string out;
+  append_label_value(out, value);
+  return out;
+}
+
+}  // namespace
+
+void append_label_value(std::string& out, std::string_view value) {
   for (const char c : value) {
     if (c == '\\' || c == '"') {
       out += '\\';
@@ -26,10 +32,7 @@ std::string label(std::string_view value) {
       out += c;
     }
   }
-  return out;
 }
-
-}  // namespace
 
 struct alignas(64) Metrics::Stripe {
   std::array<Counter, kStatuses.size()> http{};

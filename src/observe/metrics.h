@@ -24,6 +24,10 @@
 
 namespace floodgate::observe {
 
+// append_label_value(): a label value in the text format, with backslash, double quote and
+// newline escaped.
+void append_label_value(std::string& out, std::string_view value);
+
 class Metrics {
  public:
   static constexpr std::array<double, 12> kLatencyBuckets = {

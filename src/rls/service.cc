@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/json_text.h"
+#include "observe/metrics.h"
 
 namespace floodgate::rls {
 
@@ -30,19 +31,6 @@ Micros until_window_end(Unit unit, Micros now) {
   if (window <= 0) return Micros{0};
   const std::int64_t into = now.count() % window;
   return Micros{window - (into < 0 ? into + window : into)};
-}
-
-void append_label_value(std::string& out, std::string_view v) {
-  for (const char c : v) {
-    if (c == '\\' || c == '"') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
 }
 
 }  // namespace
@@ -452,9 +440,9 @@ void Service::append_metrics(std::string& out) const {
       const std::size_t dot = key.find('.');
       out.append(s.name);
       out += "{domain=\"";
-      append_label_value(out, key.substr(0, dot));
+      observe::append_label_value(out, key.substr(0, dot));
       out += "\",descriptor=\"";
-      append_label_value(out, key);
+      observe::append_label_value(out, key);
       fmt::format_to(out_it, "\"}} {}\n", (stats->*s.field).load(std::memory_order_relaxed));
     }
   }
