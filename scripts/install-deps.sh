@@ -16,6 +16,7 @@ test_pkgs=(
   clang-14 libclang-rt-14-dev
   prometheus
   redis-server redis-tools openssl
+  nginx python3-yaml
   nodejs
 )
 # npm (the Node.js gRPC client test, tests/node): Debian's npm package, unless an npm is already
@@ -44,8 +45,9 @@ if [[ "$(id -u)" -ne 0 ]]; then
   sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-# Packages such as prometheus (wanted here for promtool only) would start a system service on
-# install; a temporary policy-rc.d tells Debian's scripts not to start anything.
+# Packages such as prometheus (wanted here for promtool only) and nginx (the local cluster test
+# runs its own) would start a system service on install; a temporary policy-rc.d tells Debian's
+# scripts not to start anything.
 made_policy=0
 if [[ ! -e /usr/sbin/policy-rc.d ]]; then
   printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d > /dev/null

@@ -306,6 +306,8 @@ RlsServer::RlsServer(rls::Service& service, const RlsServerOptions& options)
   builder.RegisterService(&impl_->state.async);
   builder.RegisterService(&impl_->state.health);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  // gRPC sets SO_REUSEPORT by default: a second process could then share the port unnoticed.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   const int threads = std::max(1, options.threads);
   for (int i = 0; i < threads; ++i) impl_->queues.push_back(builder.AddCompletionQueue());
   impl_->server = builder.BuildAndStart();

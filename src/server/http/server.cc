@@ -2,6 +2,8 @@
 // are heavy to compile.
 #include "server/http/server.h"
 
+#include <stdexcept>
+
 #include <sys/socket.h>
 
 #include <atomic>
@@ -286,6 +288,20 @@ HttpServer::HttpServer(ServerOptions options, Api& api)
   const int threads = std::max(1, impl_->options.threads);
   const auto address = asio::ip::make_address(impl_->options.host);
   std::uint16_t port = impl_->options.port;
+  if (port != 0) {
+    // The workers share the port through SO_REUSEPORT, which would also let a second process of
+    // the same user join it silently and take half the connections. A plain bind first tells
+    // whether anything else holds the port.
+    asio::io_context probe_io;
+    tcp::acceptor probe(probe_io);
+    const tcp::endpoint endpoint(address, port);
+    probe.open(endpoint.protocol());
+    probe.set_option(asio::socket_base::reuse_address(true));  // TIME_WAIT leftovers are fine
+    boost::system::error_code ec;
+    probe.bind(endpoint, ec);
+    if (ec) throw std::runtime_error(ec.message());
+    probe.close();
+  }
   for (int i = 0; i < threads; ++i) {
     auto w = std::make_unique<Worker>();
     // The first acceptor picks the port when asked for port 0; the others join it.
