@@ -225,7 +225,11 @@ int run_serve(const floodgate::app::Settings& s) {
     auto loaded = floodgate::rules::load_rules(s.config_file, defaults);
     if (auto* errors = std::get_if<floodgate::rules::LoadErrors>(&loaded)) {
       for (const auto& message : errors->messages) {
-        spdlog::error("rules {} refused, the last good rules stay: {}", why, log_safe(message));
+        if (why == "loaded") {
+          spdlog::error("rules file refused: {}", log_safe(message));
+        } else {
+          spdlog::error("rules {} refused, the last good rules stay: {}", why, log_safe(message));
+        }
       }
       return false;
     }
@@ -251,8 +255,12 @@ int run_serve(const floodgate::app::Settings& s) {
     auto loaded = floodgate::rls::load_config(s.rls_config, rls_load_options);
     if (auto* errors = std::get_if<floodgate::rls::LoadErrors>(&loaded)) {
       for (const auto& message : errors->messages) {
-        spdlog::error("RLS config {} refused, the last good config stays: {}", why,
-                      log_safe(message));
+        if (why == "loaded") {
+          spdlog::error("RLS config refused: {}", log_safe(message));
+        } else {
+          spdlog::error("RLS config {} refused, the last good config stays: {}", why,
+                        log_safe(message));
+        }
       }
       return nullptr;
     }
