@@ -20,6 +20,9 @@ constexpr std::uint32_t kMaxUint32 = std::numeric_limits<std::uint32_t>::max();
 
 std::int64_t ceil_seconds(Micros d) { return (d.count() + 999'999) / 1'000'000; }
 
+// minus(): a - b, or 0 when b is larger (statistics never wrap).
+std::uint64_t minus(std::uint64_t a, std::uint64_t b) { return a > b ? a - b : 0; }
+
 std::uint32_t clamp32(std::uint64_t v) {
   return v > kMaxUint32 ? kMaxUint32 : static_cast<std::uint32_t>(v);
 }
@@ -229,7 +232,9 @@ Service::Stats& Service::stats_for(std::string_view stats_key) {
 DescriptorStatus Service::status_for(Call& call, std::size_t i, Stats* stats) {
   const Match& m = call.matches_[i];
   const RateLimit* limit = m.limit();
-  const std::uint64_t hits = call.hits_[i];
+  // Hits as the store is asked for them; the statistics count at most 2^40 per call, so a client's
+  // absurd hits_addend cannot wrap them.
+  const std::uint64_t hits = std::min<std::uint64_t>(call.hits_[i], std::uint64_t{1} << 40);
   DescriptorStatus st;
   st.current_limit = CurrentLimit{limit->requests_per_unit, limit->unit, limit->name};
   st.quota_mode = options_.global_quota_mode || limit->quota_mode;
@@ -287,8 +292,8 @@ DescriptorStatus Service::status_for(Call& call, std::size_t i, Stats* stats) {
       } else if (before >= per_unit) {
         stats->over_limit.fetch_add(hits, std::memory_order_relaxed);
       } else {
-        stats->over_limit.fetch_add(after - per_unit, std::memory_order_relaxed);
-        stats->near_limit.fetch_add(per_unit - std::max(near_threshold, before),
+        stats->over_limit.fetch_add(minus(after, per_unit), std::memory_order_relaxed);
+        stats->near_limit.fetch_add(minus(per_unit, std::max(near_threshold, before)),
                                     std::memory_order_relaxed);
       }
       if (limit->shadow_mode) {
@@ -297,7 +302,7 @@ DescriptorStatus Service::status_for(Call& call, std::size_t i, Stats* stats) {
       }
     } else {
       if (after > near_threshold) {
-        stats->near_limit.fetch_add(before >= near_threshold ? hits : after - near_threshold,
+        stats->near_limit.fetch_add(before >= near_threshold ? hits : minus(after, near_threshold),
                                     std::memory_order_relaxed);
       }
       stats->within_limit.fetch_add(hits, std::memory_order_relaxed);

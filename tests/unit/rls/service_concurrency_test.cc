@@ -9,20 +9,12 @@
 
 #include "floodgate/memory_store.h"
 #include "rls/service.h"
+#include "unit/rls/parse_config.h"
 
 namespace floodgate::rls {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::shared_ptr<const Config> parse(const std::string& text) {
-  auto loaded = load_config_text(text, "test.yaml");
-  if (auto* e = std::get_if<LoadErrors>(&loaded)) {
-    ADD_FAILURE() << e->messages.front();
-    return std::make_shared<Config>();
-  }
-  return std::make_shared<const Config>(std::get<Config>(std::move(loaded)));
-}
 
 const char* kConfig = R"(
 domain: edge
@@ -38,7 +30,7 @@ TEST(RlsServiceConcurrency, ThreadsOnSharedCountersAdmitExactlyTheLimit) {
   ServiceOptions options;
   options.clock = &clock;
   options.over_limit_cache_entries = 64;  // small: eviction runs under contention too
-  Service service(limiter, options, parse(kConfig));
+  Service service(limiter, options, parse_config(kConfig));
 
   constexpr int kThreads = 8;
   constexpr int kCalls = 1500;
@@ -65,7 +57,7 @@ TEST(RlsServiceConcurrency, ThreadsOnSharedCountersAdmitExactlyTheLimit) {
     while (!stop.load()) {
       std::string out;
       service.append_metrics(out);
-      service.set_config(parse(kConfig));
+      service.set_config(parse_config(kConfig));
     }
   });
   for (auto& t : threads) t.join();

@@ -2,6 +2,7 @@
 // answers (src/service/ratelimit.go, src/limiter/base_limiter.go) for each case, without a socket.
 // The gRPC and JSON fronts are covered by the integration tests.
 #include "rls/service.h"
+#include "unit/rls/parse_config.h"
 
 #include <variant>
 
@@ -16,15 +17,6 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr std::uint32_t kMax = 4294967295u;
-
-std::shared_ptr<const Config> parse(const std::string& text) {
-  auto loaded = load_config_text(text, "test.yaml");
-  if (auto* e = std::get_if<LoadErrors>(&loaded)) {
-    ADD_FAILURE() << e->messages.front();
-    return std::make_shared<Config>();
-  }
-  return std::make_shared<const Config>(std::get<Config>(std::move(loaded)));
-}
 
 // A nested config in envoyproxy/ratelimit's documented style.
 const char* kConfig = R"(
@@ -82,11 +74,12 @@ class ServiceTest : public ::testing::Test {
     o.response_headers = true;
     return o;
   }();
-  std::unique_ptr<Service> service = std::make_unique<Service>(limiter, options, parse(kConfig));
+  std::unique_ptr<Service> service =
+      std::make_unique<Service>(limiter, options, parse_config(kConfig));
 
   void reopen(ServiceOptions o) {
     o.clock = &clock;
-    service = std::make_unique<Service>(limiter, o, parse(kConfig));
+    service = std::make_unique<Service>(limiter, o, parse_config(kConfig));
   }
 
   Result call(std::string_view domain, std::vector<Descriptor> descriptors,
@@ -211,6 +204,19 @@ TEST_F(ServiceTest, AnOverrideInAnotherUnitCountsApartFromTheConfiguredLimit) {
   d.limit = LimitOverride{10, Unit::kHour};
   EXPECT_EQ(call("edge", {d}).response.statuses[0].limit_remaining, 9u);
   EXPECT_EQ(one({{"remote_address", "o"}}).response.overall_code, Code::kOverLimit);
+}
+
+TEST_F(ServiceTest, AnAbsurdHitsAddendIsOverLimitAndDoesNotWrapTheStatistics) {
+  Descriptor d{{{"remote_address", "huge"}}};
+  d.hits_addend = std::uint64_t{1} << 63;
+  const Result r = call("edge", {d});
+  EXPECT_EQ(r.response.overall_code, Code::kOverLimit);
+  std::string metrics;
+  service->append_metrics(metrics);
+  EXPECT_THAT(
+      metrics,
+      ::testing::HasSubstr(
+          R"(floodgate_rls_over_limit_total{domain="edge",descriptor="edge.remote_address"} 1099511627773)"));
 }
 
 TEST_F(ServiceTest, ShadowModeAnswersOkAndCountsWhatWouldHaveBeenLimited) {
@@ -351,7 +357,7 @@ TEST_F(ServiceTest, BadRequestsNameTheField) {
 
 TEST_F(ServiceTest, AReloadedConfigAppliesToTheNextCall) {
   EXPECT_EQ(one({{"remote_address", "r"}}).response.statuses[0].limit_remaining, 2u);
-  service->set_config(parse(R"(
+  service->set_config(parse_config(R"(
 domain: edge
 descriptors:
   - key: remote_address
