@@ -370,7 +370,11 @@ start_redis() {
   record redis "$port" "$pid"
   local deadline=$(($(now_ms) + 5000))
   while [[ $(now_ms) -lt $deadline ]]; do
-    redis_ping "$port" && { redis_pid=$pid; return 0; }
+    # PONG alone could come from another process that took the port first: our log must agree.
+    if redis_ping "$port" && grep -q "Ready to accept connections" "$d/redis.log"; then
+      redis_pid=$pid
+      return 0
+    fi
     if ! ours redis "$port" "$pid"; then
       unrecord redis "$port" "$pid"
       exited_on_taken_port redis "$pid" "$d/redis.log" && return 1

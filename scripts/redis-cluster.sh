@@ -307,7 +307,7 @@ pick_port() {
 }
 
 # start_node PORT: starts one node in the background and waits (5 s at most) until it answers
-# PING. Returns 1 if the node died on start-up because its port was taken meanwhile (the caller
+# PING and its log says it is ready. Returns 1 if the node died on start-up because its port was taken meanwhile (the caller
 # then tries another port); dies on any other failure.
 start_node() {
   local port=$1 pid
@@ -324,7 +324,9 @@ start_node() {
   echo "$port $pid" >> "$dir/pids"
   local deadline=$(($(now_ms) + 5000))
   while [[ $(now_ms) -lt $deadline ]]; do
-    if [[ "$(rcli "$port" ping)" == PONG ]]; then
+    # PONG alone could come from another process that took the port first, while ours is on its
+    # way out: our own log must also say that ours is listening.
+    if [[ "$(rcli "$port" ping)" == PONG ]] && grep -q "Ready to accept connections" "$d/redis.log"; then
       return 0
     fi
     if ! kill -0 "$pid" 2> /dev/null || [[ "$(awk '{print $3}' "/proc/$pid/stat" 2> /dev/null)" == Z ]]; then

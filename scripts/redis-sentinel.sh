@@ -193,7 +193,11 @@ start_server() {
   echo "$kind $port $pid" >> "$dir/pids"
   local deadline=$(($(now_ms) + 5000))
   while [[ $(now_ms) -lt $deadline ]]; do
-    [[ "$(rcli "$port" ping)" == PONG ]] && return 0
+    # PONG alone could come from another process that took the port first, while ours is on its
+    # way out: our own log must also say that ours is listening (a sentinel logs its running
+    # mode once its port is bound, a server that it is ready).
+    [[ "$(rcli "$port" ping)" == PONG ]] &&
+      grep -q -E "Ready to accept connections|Running mode=sentinel" "$d/redis.log" && return 0
     if ! ours "$kind" "$port" "$pid"; then
       wait "$pid" 2> /dev/null || true
       grep -v "^$kind $port $pid\$" "$dir/pids" > "$dir/pids.tmp" || true

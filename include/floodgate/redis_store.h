@@ -63,6 +63,11 @@ struct RedisOptions {
   std::string sentinel_master;
   std::string sentinel_password;  // AUTH to the sentinels; empty: none
 
+  // Redis Cluster (redis+cluster://): any nodes of the cluster; the store asks them for the slot
+  // map and keeps connections (pool_size each) to every master. `host`/`port` and `db` are not
+  // used (a cluster has database 0 only).
+  std::vector<std::pair<std::string, std::uint16_t>> cluster_seeds;
+
   int pool_size = 2;                                // connections
   std::chrono::milliseconds timeout{10};            // per call (STORE_TIMEOUT_MS)
   std::chrono::milliseconds connect_timeout{1000};  // TCP connect + TLS + AUTH + script loading
@@ -87,8 +92,9 @@ struct RedisOptions {
 // parse_redis_url(): redis://[user:password@]host[:port][/db] and rediss:// (TLS). A password
 // alone may be given as "redis://:password@host". Also
 // redis+sentinel://[user:password@]host:port[,host:port...]/master-name[/db]: the sentinels and
-// the name they monitor the master under (the credentials and db are the master's). Errors name
-// the field "REDIS_URL".
+// the name they monitor the master under (the credentials and db are the master's); and
+// redis+cluster://[user:password@]host:port[,host:port...]: seed nodes of a Redis Cluster. Errors
+// name the field "REDIS_URL".
 Result<RedisOptions> parse_redis_url(std::string_view url);
 
 class RedisStore final : public Store {

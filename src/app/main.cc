@@ -284,7 +284,7 @@ int run_serve(const floodgate::app::Settings& s) {
   floodgate::MemoryStore store(clock,
                                {.max_keys = static_cast<std::size_t>(s.max_keys), .shards = 64});
   std::unique_ptr<floodgate::RedisStore> redis;
-  if (s.backend == "redis" || s.backend == "redis-sentinel") {
+  if (s.backend != "memory") {
     auto redis_options = *floodgate::app::redis_options(s);  // validated above
     redis_options.log = [](std::string_view level, std::string_view message) {
       if (level == "warn") {
@@ -297,6 +297,8 @@ int run_serve(const floodgate::app::Settings& s) {
     if (!redis_options.sentinels.empty()) {
       where = fmt::format("master '{}' through {} sentinel(s)", redis_options.sentinel_master,
                           redis_options.sentinels.size());
+    } else if (!redis_options.cluster_seeds.empty()) {
+      where = fmt::format("cluster through {} seed node(s)", redis_options.cluster_seeds.size());
     }
     spdlog::info("store: redis at {} db={} tls={} pool={} timeout={}ms", log_safe(where),
                  redis_options.db, redis_options.tls, redis_options.pool_size,

@@ -26,8 +26,9 @@ void add_settings(CLI::App& cmd, Settings& s) {
   opt("--backend", s.backend, "BACKEND", "Store: memory, redis, redis-cluster or redis-sentinel")
       ->group("Store");
   opt("--redis-url", s.redis_url, "REDIS_URL",
-      "redis://[user:password@]host:port/db, rediss:// (TLS), or with BACKEND=redis-sentinel "
-      "redis+sentinel://[user:password@]host:port,host:port/master-name[/db]")
+      "redis://[user:password@]host:port/db, rediss:// (TLS); with BACKEND=redis-sentinel "
+      "redis+sentinel://[user:password@]host:port,host:port/master-name[/db]; with "
+      "BACKEND=redis-cluster redis+cluster://[user:password@]host:port,host:port (any nodes)")
       ->group("Store");
   opt("--redis-addr", s.redis_addr, "REDIS_ADDR", "host:port (when REDIS_URL is not set)")
       ->group("Store");
@@ -133,24 +134,31 @@ void add_settings(CLI::App& cmd, Settings& s) {
 }
 
 std::optional<std::string> validate(const Settings& s) {
-  if (s.backend != "memory" && s.backend != "redis" && s.backend != "redis-sentinel") {
-    if (s.backend == "redis-cluster") {
-      return "BACKEND: 'redis-cluster' is not available in this build yet; use memory, redis or "
-             "redis-sentinel";
-    }
+  if (s.backend != "memory" && s.backend != "redis" && s.backend != "redis-sentinel" &&
+      s.backend != "redis-cluster") {
     return "BACKEND: must be memory, redis, redis-cluster or redis-sentinel, got '" + s.backend +
            "'";
   }
-  if (s.backend == "redis" || s.backend == "redis-sentinel") {
+  if (s.backend != "memory") {
     auto options = redis_options(s);
     if (!options) return options.error().field + ": " + options.error().message;
     const bool sentinel = !options->sentinels.empty();
+    const bool cluster = !options->cluster_seeds.empty();
     if (s.backend == "redis-sentinel" && !sentinel) {
       return "REDIS_URL: BACKEND=redis-sentinel needs "
              "redis+sentinel://host:port,host:port/master-name";
     }
-    if (s.backend == "redis" && sentinel) {
+    if (s.backend == "redis-cluster" && !cluster) {
+      return "REDIS_URL: BACKEND=redis-cluster needs redis+cluster://host:port,host:port";
+    }
+    if (s.backend != "redis-sentinel" && sentinel) {
       return "BACKEND: a redis+sentinel:// REDIS_URL needs BACKEND=redis-sentinel";
+    }
+    if (s.backend != "redis-cluster" && cluster) {
+      return "BACKEND: a redis+cluster:// REDIS_URL needs BACKEND=redis-cluster";
+    }
+    if (cluster && options->db != 0) {
+      return "REDIS_DB: a Redis Cluster has database 0 only";
     }
   }
   const auto algorithm = parse_algorithm(s.default_algorithm);

@@ -126,6 +126,7 @@ bool RedisServer::start(std::chrono::milliseconds limit) {
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   const std::string log_path = dir_ + "/redis.log";
+  const std::size_t log_from = log().size();
   const pid_t parent = getpid();
 
   const pid_t pid = fork();
@@ -148,6 +149,9 @@ bool RedisServer::start(std::chrono::milliseconds limit) {
   pid_ = pid;
   paused_ = false;
 
+  // Ours is up when OUR log (from this start on: restart() appends) says it is ready and the port
+  // answers. A PING alone is not proof: when another process took the port first, that process
+  // answers while our redis-server is still on its way out.
   const auto deadline = Clock::now() + limit;
   while (Clock::now() < deadline) {
     int status = 0;
@@ -155,7 +159,10 @@ bool RedisServer::start(std::chrono::milliseconds limit) {
       pid_ = -1;
       return false;
     }
-    if (answers_ping(port_, 200ms)) return true;
+    if (log().find("Ready to accept connections", log_from) != std::string::npos &&
+        answers_ping(port_, 200ms)) {
+      return true;
+    }
     std::this_thread::sleep_for(20ms);
   }
   kill9();

@@ -79,12 +79,21 @@ std::size_t Connection::in_flight() const {
 }
 
 bool Connection::submit(std::string_view command, Call* call) {
+  return submit(command, call, {}, nullptr);
+}
+
+bool Connection::submit(std::string_view first, Call* first_call, std::string_view second,
+                        Call* second_call) {
   std::lock_guard lock(mu_);
   if (!ready_.load(std::memory_order_relaxed) || in_flight_.size() >= options_.max_in_flight) {
     return false;
   }
-  out_.append(command);
-  in_flight_.push_back(call);
+  out_.append(first);
+  in_flight_.push_back(first_call);
+  if (second_call != nullptr) {
+    out_.append(second);
+    in_flight_.push_back(second_call);
+  }
   if (!flush_scheduled_) {
     flush_scheduled_ = true;
     asio::post(io_, [this] { flush(); });

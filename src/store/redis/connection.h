@@ -101,6 +101,9 @@ class Connection {
   // or has max_in_flight calls waiting: the call was not taken and nothing will be called on it.
   // Thread-safe.
   bool submit(std::string_view command, Call* call);
+  // submit() of two commands that must go out back to back on this connection (ASKING and the
+  // command it applies to); both are taken or neither.
+  bool submit(std::string_view first, Call* first_call, std::string_view second, Call* second_call);
 
   // drop(): closes the connection (calls in flight fail) and connects again at once, to the
   // endpoint's current address: the master moved. Thread-safe.

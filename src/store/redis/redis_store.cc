@@ -15,6 +15,8 @@
 
 #include "core/key_hash.h"
 #include "store/redis/circuit_breaker.h"
+#include "store/redis/cluster.h"
+#include "store/redis/cluster_slot.h"
 #include "store/redis/connection.h"
 #include "store/redis/resp.h"
 #include "store/redis/scripts.h"
@@ -77,6 +79,18 @@ constexpr std::array<std::string_view, kErrKinds> kErrorNames = {
 constexpr std::array<double, 12> kLatencyBuckets = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                                     0.005,   0.01,   0.025,   0.05,   0.1,   0.25};
 
+// Cluster answers counted in floodgate_store_cluster_redirects_total.
+enum RedirectKind : std::size_t { kMoved, kAsk, kTryAgain, kClusterDown, kRedirectKinds };
+constexpr std::array<std::string_view, kRedirectKinds> kRedirectNames = {"moved", "ask", "tryagain",
+                                                                         "clusterdown"};
+
+// Target: where a call goes in a cluster: the master of its slot, or after ASK the node importing
+// the slot (with ASKING first). A null node: a standalone Redis (the lane or the pool).
+struct Target {
+  redis::ClusterRouter::Node* node = nullptr;
+  bool asking = false;
+};
+
 struct Batch {
   std::atomic<std::size_t> remaining;
   Completion* done;
@@ -125,7 +139,8 @@ struct redis::StoreImpl {
   // Where the connections go: the options' address, or the master Sentinel points at.
   redis::Endpoint endpoint{options.host, options.port};
   std::unique_ptr<redis::SentinelWatcher> sentinel;      // redis+sentinel:// only
-  std::vector<std::unique_ptr<Connection>> connections;  // the pool, on `io`
+  std::vector<std::unique_ptr<Connection>> connections;  // the pool, on `io` (not in a cluster)
+  std::unique_ptr<redis::ClusterRouter> cluster;         // redis+cluster:// only
 
   // Lanes: connections adopted by other threads' event loops (RedisStore::adopt).
   using Lane = redis::Lane;
@@ -141,6 +156,12 @@ struct redis::StoreImpl {
   std::atomic<std::uint64_t> latency_count{0};
   std::array<std::atomic<std::uint64_t>, kErrKinds> errors{};
   std::atomic<std::uint64_t> noscript_reloads{0};
+  std::array<std::atomic<std::uint64_t>, kRedirectKinds> redirects{};
+
+  std::mutex error_log_mu;
+  std::string last_error_kind;                              // guarded by error_log_mu
+  std::chrono::steady_clock::time_point last_error_logged;  // guarded by error_log_mu
+  std::uint64_t errors_not_logged = 0;                      // guarded by error_log_mu
 
   mutable std::mutex state_mu;
   std::string last_error;       // guarded by state_mu
@@ -172,7 +193,17 @@ struct redis::StoreImpl {
       }
       ssl.set_verify_mode(options.tls_verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
     }
-    const int pool = std::max(1, options.pool_size);
+    if (!options.cluster_seeds.empty()) {
+      cluster = std::make_unique<redis::ClusterRouter>(
+          io, options, ssl, handshake,
+          [this](std::string_view level, std::string_view message) { log(level, message); },
+          [this] {
+            std::lock_guard lock(state_mu);
+            ever_connected = true;
+          });
+      cluster->start();
+    }
+    const int pool = cluster ? 0 : std::max(1, options.pool_size);
     for (int i = 0; i < pool; ++i) {
       connections.push_back(std::make_unique<Connection>(
           io, options, endpoint, ssl, handshake,
@@ -191,6 +222,7 @@ struct redis::StoreImpl {
   ~StoreImpl() {
     asio::post(io, [this] {
       if (sentinel) sentinel->stop();
+      if (cluster) cluster->stop();
       for (auto& c : connections) c->stop();
       work.reset();
     });
@@ -328,6 +360,10 @@ struct redis::StoreImpl {
   // algorithm and per max_batch checks. Runs on the lane's thread.
   void seal(Lane& lane);
   void send_batches(std::array<std::vector<ScriptCall*>, kAlgorithmCount>& pending);
+  // send_to_cluster(): the same for a cluster: each check to its slot's master.
+  void send_to_cluster(std::array<std::vector<ScriptCall*>, kAlgorithmCount>& pending);
+  // script_error(): counts and logs an error reply (OOM, BUSY, a script error).
+  void script_error(std::string_view error);
 
   // Checks from threads without a lane (gRPC's, a library caller's) wait here for the store's
   // own loop, which sends what gathered since its last turn as batches through the pool: under
@@ -340,20 +376,24 @@ struct redis::StoreImpl {
   // for_each_connection(): the pool's and the lanes'.
   template <class Fn>
   void for_each_connection(Fn fn) const {
+    if (cluster) cluster->for_each_connection(fn);
     for (const auto& c : connections) fn(*c);
     std::lock_guard lock(lanes_mu);
     for (const auto& lane : lanes) fn(*lane->connection);
   }
 
-  // submit(): hands `call` to this thread's lane when it has one, else to a ready connection of
-  // the pool (round robin); false when none takes it.
+  // submit(): hands `call` to `target` in a cluster; elsewhere to this thread's lane when it has
+  // one, else to a ready connection of the pool (round robin). Null when none takes it.
+  Connection* submit(std::string_view command, Call* call, const Target& target);
   Connection* submit(std::string_view command, Call* call) {
     if (this_thread_lane.store == this) {
       Connection* lane = this_thread_lane.lane->connection.get();
       if (lane->ready() && lane->submit(command, call)) return lane;
     }
+    // Every call of one turn of the store's loop goes to the same connection (`next` moves once
+    // per turn, in seal_shared()): one write, and the checks of one batch decided in their order.
     const std::size_t count = connections.size();
-    const std::size_t first = next.fetch_add(1, kRelaxed);
+    const std::size_t first = next.load(kRelaxed);
     bool overloaded = false;
     for (std::size_t k = 0; k < count; ++k) {
       Connection& c = *connections[(first + k) % count];
@@ -368,52 +408,155 @@ struct redis::StoreImpl {
 
 namespace {
 
-// ScriptCall: one check on its way to Redis and back.
-class ScriptCall final : public Call {
+// WireCall: one script call on its way to Redis — one check (ScriptCall) or several of one
+// algorithm and, in a cluster, one slot (ScriptCalls) — with what it takes to send it again:
+// after NOSCRIPT (as EVAL, which loads the script), and in a cluster after MOVED (to the slot's
+// new master), ASK (ASKING first, to the node importing the slot) or TRYAGAIN (a moment later).
+class WireCall : public Call {
+ public:
+  explicit WireCall(redis::StoreImpl& store) : store_(store) {}
+
+  void aim(const Target& target) { target_ = target; }
+
+  // send(): formats and submits the call to its target; when no connection takes it, the call
+  // fails (every check it carries gets kUnavailable) and is deleted.
+  void send() {
+    thread_local std::string command;
+    command.clear();
+    format(command, full_script_);
+    if (store_.submit(command, this, target_) != nullptr) return;
+    breaker().record_failure(redis::StoreImpl::now_us(std::chrono::steady_clock::now()));
+    fail_all(StoreStatus::kUnavailable);
+  }
+
+  void on_reply(Reply reply) override {
+    if (reply->type == REDIS_REPLY_ERROR) {
+      const std::string_view error = redis::text(*reply);
+      if (sent_again(error)) return;
+      store_.script_error(error);
+      // CLUSTERDOWN: the node answers at once, for a cluster still electing a master elsewhere;
+      // an open circuit on it would only delay its return once the cluster is whole again.
+      if (error.rfind("CLUSTERDOWN", 0) != 0) {
+        breaker().record_failure(redis::StoreImpl::now_us(std::chrono::steady_clock::now()));
+      }
+      fail_all(StoreStatus::kUnavailable);
+      return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 6 * checks()) {
+      store_.errors[kErrScript].fetch_add(1, kRelaxed);
+      breaker().record_failure(redis::StoreImpl::now_us(std::chrono::steady_clock::now()));
+      fail_all(StoreStatus::kUnavailable);
+      return;
+    }
+    breaker().record_success();
+    deliver_all(reply->element);
+  }
+
+  void on_failure(StoreStatus status) override {
+    if (status == StoreStatus::kTimeout) store_.errors[kErrTimeout].fetch_add(checks(), kRelaxed);
+    breaker().record_failure(redis::StoreImpl::now_us(std::chrono::steady_clock::now()));
+    fail_all(status);
+  }
+
+ protected:
+  ~WireCall() = default;
+
+  virtual std::size_t checks() const = 0;
+  virtual void format(std::string& out, bool full_script) const = 0;
+  // deliver_all(): hands each check its six integers; deletes `this`.
+  virtual void deliver_all(redisReply* const* elements) = 0;
+  // fail_all(): every check gets `status`; deletes `this`.
+  virtual void fail_all(StoreStatus status) = 0;
+
+  redis::StoreImpl& store_;
+
+ private:
+  static constexpr int kMaxRedirects = 5;
+
+  redis::CircuitBreaker& breaker() { return target_.node ? target_.node->breaker : store_.breaker; }
+
+  // sent_again(): true when `error` asks for the call to be sent again and it was (or will be).
+  bool sent_again(std::string_view error) {
+    if (error.rfind("NOSCRIPT", 0) == 0 && !full_script_) {
+      // The script cache was flushed (SCRIPT FLUSH, a restart): EVAL loads it again.
+      full_script_ = true;
+      store_.noscript_reloads.fetch_add(1, kRelaxed);
+      send();
+      return true;
+    }
+    if (!store_.cluster) return false;
+    redis::Redirect redirect;
+    if (redis::parse_redirect(error, redirect)) {
+      if (++redirects_ > kMaxRedirects) return false;
+      redis::ClusterRouter::Node* node = nullptr;
+      if (redirect.ask) {
+        store_.redirects[kAsk].fetch_add(1, kRelaxed);
+        node = store_.cluster->node_at(redirect.address);
+      } else {
+        store_.redirects[kMoved].fetch_add(1, kRelaxed);
+        node = store_.cluster->moved(redirect.slot, redirect.address);
+      }
+      if (node == nullptr) return false;
+      target_ = Target{node, redirect.ask};
+      // A node just learnt of is still connecting: give it a moment, within the deadline.
+      if (node->pick() == nullptr) {
+        retry_after(std::chrono::milliseconds(2));
+      } else {
+        send();
+      }
+      return true;
+    }
+    if (error.rfind("TRYAGAIN", 0) == 0) {
+      // A multi-key call while the slot's keys are half migrated: the migration moves on. Tried
+      // again every 5 ms until the call's deadline.
+      store_.redirects[kTryAgain].fetch_add(1, kRelaxed);
+      retry_after(std::chrono::milliseconds(5));
+      return true;
+    }
+    if (error.rfind("CLUSTERDOWN", 0) == 0) {
+      store_.redirects[kClusterDown].fetch_add(1, kRelaxed);
+      store_.cluster->refresh_soon();
+    }
+    return false;
+  }
+
+  void retry_after(std::chrono::milliseconds delay) {
+    if (std::chrono::steady_clock::now() + delay >= deadline) {
+      on_failure(StoreStatus::kTimeout);
+      return;
+    }
+    // The store's loop keeps running until the timer fires, even while it stops.
+    auto timer = std::make_shared<asio::steady_timer>(store_.io, delay);
+    timer->async_wait([this, timer](const boost::system::error_code&) { send(); });
+  }
+
+  Target target_;
+  bool full_script_ = false;
+  int redirects_ = 0;
+};
+
+// ScriptCall: one check; sent alone, or as a member of a ScriptCalls.
+class ScriptCall final : public WireCall {
  public:
   ScriptCall(redis::StoreImpl& store, const CheckOp& op, Outcome& out, Batch* batch,
              Completion& done)
-      : store_(store), op_(op), out_(out), batch_(batch), done_(done) {}
+      : WireCall(store), op_(op), out_(out), batch_(batch), done_(done) {}
 
   const CheckOp& op() const { return op_; }
   Algorithm algorithm() const { return op_.policy->algorithm(); }
+
+  // slot(): the Redis Cluster hash slot of the check's key(s).
+  std::uint16_t slot() const {
+    thread_local std::string key;
+    RedisStore::redis_key_into(key, algorithm(), op_.key);
+    return redis::key_slot(key);
+  }
 
   // queue(): stamps the call as sent now (it goes out with the next batch of its lane or of the
   // store's own loop).
   void queue(SteadyTime now) {
     sent_ = now;
     deadline = now + store_.options.timeout;
-  }
-
-  // submit(): the call alone as EVALSHA (EVAL after NOSCRIPT); false when no connection took it.
-  bool submit(bool full_script) {
-    thread_local std::string command;
-    command.clear();
-    const CheckOp* op = &op_;
-    store_.format(command, {&op, 1}, full_script);
-    return store_.submit(command, this) != nullptr;
-  }
-
-  void on_reply(Reply reply) override {
-    if (reply->type == REDIS_REPLY_ERROR) {
-      const std::string_view error = redis::text(*reply);
-      if (error.rfind("NOSCRIPT", 0) == 0 && !resent_) {
-        // The script cache was flushed (SCRIPT FLUSH, a restart): EVAL loads it again.
-        resent_ = true;
-        store_.noscript_reloads.fetch_add(1, kRelaxed);
-        if (!submit(/*full_script=*/true)) fail(StoreStatus::kUnavailable);
-        return;
-      }
-      script_error(error);
-      fail(StoreStatus::kUnavailable);
-      return;
-    }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 6) {
-      store_.errors[kErrScript].fetch_add(1, kRelaxed);
-      fail(StoreStatus::kUnavailable);
-      return;
-    }
-    deliver(reply->element);
   }
 
   // deliver(): the six integers of this check's decision.
@@ -436,36 +579,24 @@ class ScriptCall final : public Call {
     d.retry_after = duration(v[4]);
     d.delay = duration(v[5]);
     out_.status = StoreStatus::kOk;
-    store_.breaker.record_success();
     finish();
   }
 
-  void on_failure(StoreStatus status) override {
-    if (status == StoreStatus::kTimeout) store_.errors[kErrTimeout].fetch_add(1, kRelaxed);
-    fail(status);
-  }
-
-  // reject(): fails a call that never went out (the breaker is open); the breaker is not told.
-  void reject(StoreStatus status) {
-    out_.status = status;
-    finish();
-  }
-
+  // fail(): the check could not be decided (the breaker is told by the call that carried it).
   void fail(StoreStatus status) {
     out_.status = status;
-    store_.breaker.record_failure(redis::StoreImpl::now_us(std::chrono::steady_clock::now()));
     finish();
-  }
-
-  // script_error(): counts and logs an error reply (OOM, BUSY, a script error).
-  void script_error(std::string_view error) {
-    store_.errors[error.rfind("OOM", 0) == 0 ? kErrOom : kErrScript].fetch_add(1, kRelaxed);
-    store_.log("warn", fmt::format("redis: script error: {}", error));
-    // A replica answers writes with READONLY: the master we know was demoted.
-    if (error.rfind("READONLY", 0) == 0 && store_.sentinel) store_.sentinel->reask();
   }
 
  private:
+  std::size_t checks() const override { return 1; }
+  void format(std::string& out, bool full_script) const override {
+    const CheckOp* op = &op_;
+    store_.format(out, {&op, 1}, full_script);
+  }
+  void deliver_all(redisReply* const* elements) override { deliver(elements); }
+  void fail_all(StoreStatus status) override { fail(status); }
+
   void finish() {
     Completion& done = done_;
     Batch* batch = batch_;
@@ -478,20 +609,19 @@ class ScriptCall final : public Call {
     }
   }
 
-  redis::StoreImpl& store_;
   const CheckOp& op_;
   Outcome& out_;
   Batch* batch_;
   Completion& done_;
   SteadyTime sent_;
-  bool resent_ = false;
 };
 
-// ScriptCalls: several checks of one algorithm decided by one script call, in order.
-class ScriptCalls final : public Call {
+// ScriptCalls: several checks of one algorithm (and, in a cluster, of one slot) decided by one
+// script call, in order.
+class ScriptCalls final : public WireCall {
  public:
   ScriptCalls(redis::StoreImpl& store, std::vector<ScriptCall*> members)
-      : store_(store), members_(std::move(members)) {
+      : WireCall(store), members_(std::move(members)) {
     deadline = SteadyTime::max();
     ops_.reserve(members_.size());
     for (ScriptCall* m : members_) {
@@ -500,58 +630,84 @@ class ScriptCalls final : public Call {
     }
   }
 
-  // send(): false when no connection took it; the members are then failed and `this` deleted.
-  bool send(bool full_script) {
-    thread_local std::string command;
-    command.clear();
-    store_.format(command, ops_, full_script);
-    if (store_.submit(command, this)) return true;
-    on_failure(StoreStatus::kUnavailable);
-    return false;
+ private:
+  std::size_t checks() const override { return members_.size(); }
+  void format(std::string& out, bool full_script) const override {
+    store_.format(out, ops_, full_script);
   }
-
-  void on_reply(Reply reply) override {
-    if (reply->type == REDIS_REPLY_ERROR) {
-      const std::string_view error = redis::text(*reply);
-      if (error.rfind("NOSCRIPT", 0) == 0 && !resent_) {
-        resent_ = true;
-        store_.noscript_reloads.fetch_add(1, kRelaxed);
-        send(/*full_script=*/true);
-        return;
-      }
-      members_.front()->script_error(error);
-      fail_all(StoreStatus::kUnavailable);
-      return;
-    }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 6 * members_.size()) {
-      store_.errors[kErrScript].fetch_add(1, kRelaxed);
-      fail_all(StoreStatus::kUnavailable);
-      return;
-    }
-    for (std::size_t i = 0; i < members_.size(); ++i) members_[i]->deliver(reply->element + 6 * i);
+  void deliver_all(redisReply* const* elements) override {
+    for (std::size_t i = 0; i < members_.size(); ++i) members_[i]->deliver(elements + 6 * i);
     delete this;
   }
-
-  void on_failure(StoreStatus status) override {
-    if (status == StoreStatus::kTimeout) {
-      store_.errors[kErrTimeout].fetch_add(members_.size(), kRelaxed);
-    }
-    fail_all(status);
-  }
-
- private:
-  void fail_all(StoreStatus status) {
+  void fail_all(StoreStatus status) override {
     for (ScriptCall* m : members_) m->fail(status);
     delete this;
   }
 
-  redis::StoreImpl& store_;
   std::vector<ScriptCall*> members_;
   std::vector<const CheckOp*> ops_;
-  bool resent_ = false;
+};
+
+// AskingCall: the reply to the ASKING sent before a call redirected by ASK; nothing to do.
+class AskingCall final : public Call {
+ public:
+  explicit AskingCall(SteadyTime until) { deadline = until; }
+  void on_reply(Reply) override { delete this; }
+  void on_failure(StoreStatus) override { delete this; }
 };
 
 }  // namespace
+
+redis::Connection* redis::StoreImpl::submit(std::string_view command, Call* call,
+                                            const Target& target) {
+  if (target.node == nullptr) return submit(command, call);
+  Connection* c = target.node->pick();
+  if (c == nullptr) {
+    errors[kErrNotConnected].fetch_add(1, kRelaxed);
+    return nullptr;
+  }
+  if (!target.asking) {
+    if (c->submit(command, call)) return c;
+  } else {
+    static const std::string kAsking = [] {
+      std::string asking;
+      const std::string_view args[] = {"ASKING"};
+      redis::append_command(asking, args);
+      return asking;
+    }();
+    auto* asking = new AskingCall(call->deadline);
+    if (c->submit(kAsking, asking, command, call)) return c;
+    delete asking;
+  }
+  errors[kErrOverloaded].fetch_add(1, kRelaxed);
+  return nullptr;
+}
+
+void redis::StoreImpl::script_error(std::string_view error) {
+  errors[error.rfind("OOM", 0) == 0 ? kErrOom : kErrScript].fetch_add(1, kRelaxed);
+  // One line per kind of error and second: an outage answers every call with the same error.
+  const auto now = std::chrono::steady_clock::now();
+  const std::string_view kind = error.substr(0, error.find(' '));
+  std::uint64_t suppressed = 0;
+  {
+    std::lock_guard lock(error_log_mu);
+    if (kind == last_error_kind && now - last_error_logged < std::chrono::seconds(1)) {
+      ++errors_not_logged;
+      return;
+    }
+    last_error_kind.assign(kind);
+    last_error_logged = now;
+    suppressed = std::exchange(errors_not_logged, 0);
+  }
+  log("warn", suppressed == 0 ? fmt::format("redis: script error: {}", error)
+                              : fmt::format("redis: script error: {} ({} more errors not logged)",
+                                            error, suppressed));
+  // A replica answers writes with READONLY: the master we know was demoted.
+  if (kind == "READONLY") {
+    if (sentinel) sentinel->reask();
+    if (cluster) cluster->refresh_soon();
+  }
+}
 
 void redis::StoreImpl::seal(Lane& lane) {
   lane.seal_posted = false;
@@ -565,7 +721,13 @@ void redis::StoreImpl::seal_shared() {
     shared_seal_posted = false;
     std::swap(pending, shared_pending);
   }
-  send_batches(pending);
+  next.fetch_add(1, kRelaxed);
+  if (cluster) {
+    cluster->rotate();
+    send_to_cluster(pending);
+  } else {
+    send_batches(pending);
+  }
 }
 
 void redis::StoreImpl::send_batches(std::array<std::vector<ScriptCall*>, kAlgorithmCount>& all) {
@@ -574,16 +736,63 @@ void redis::StoreImpl::send_batches(std::array<std::vector<ScriptCall*>, kAlgori
     for (std::size_t from = 0; from < pending.size(); from += most) {
       const std::size_t to = std::min(pending.size(), from + most);
       if (to - from == 1) {
-        ScriptCall* call = pending[from];
-        if (!call->submit(/*full_script=*/false)) call->fail(StoreStatus::kUnavailable);
+        pending[from]->send();
         continue;
       }
       auto* calls = new ScriptCalls(
           *this, std::vector<ScriptCall*>(pending.begin() + static_cast<std::ptrdiff_t>(from),
                                           pending.begin() + static_cast<std::ptrdiff_t>(to)));
-      calls->send(/*full_script=*/false);
+      calls->send();
     }
     pending.clear();
+  }
+}
+
+void redis::StoreImpl::send_to_cluster(std::array<std::vector<ScriptCall*>, kAlgorithmCount>& all) {
+  // A cluster refuses a script call whose keys are in different slots (CROSSSLOT), so checks go
+  // in batches per slot: under load on hot keys, still many per call; with keys spread over the
+  // slots, one call each, pipelined on the master's connections.
+  const std::size_t most = std::max<std::size_t>(1, options.max_batch);
+  const std::int64_t now = now_us(std::chrono::steady_clock::now());
+  thread_local std::vector<std::pair<std::uint16_t, ScriptCall*>> routed;
+  for (auto& pending : all) {
+    routed.clear();
+    for (ScriptCall* call : pending) {
+      const std::uint16_t slot = call->slot();
+      ClusterRouter::Node* node = cluster->route(slot);
+      if (node == nullptr) {
+        errors[kErrNotConnected].fetch_add(1, kRelaxed);
+        cluster->refresh_soon();
+        call->fail(StoreStatus::kUnavailable);
+      } else if (!node->breaker.allow(now)) {
+        errors[kErrCircuitOpen].fetch_add(1, kRelaxed);
+        call->fail(StoreStatus::kUnavailable);
+      } else {
+        routed.emplace_back(slot, call);
+      }
+    }
+    pending.clear();
+    std::stable_sort(routed.begin(), routed.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (std::size_t from = 0; from < routed.size();) {
+      std::size_t to = from + 1;
+      while (to < routed.size() && to - from < most && routed[to].first == routed[from].first) {
+        ++to;
+      }
+      const Target target{cluster->route(routed[from].first), false};
+      if (to - from == 1) {
+        routed[from].second->aim(target);
+        routed[from].second->send();
+      } else {
+        std::vector<ScriptCall*> members;
+        members.reserve(to - from);
+        for (std::size_t i = from; i < to; ++i) members.push_back(routed[i].second);
+        auto* calls = new ScriptCalls(*this, std::move(members));
+        calls->aim(target);
+        calls->send();
+      }
+      from = to;
+    }
   }
 }
 
@@ -631,11 +840,14 @@ void RedisStore::check(std::span<const CheckOp> ops, std::span<Outcome> outcomes
   // together (one script call per algorithm); elsewhere each goes out alone.
   redis::Lane* lane = this_thread_lane.store == impl_.get() ? this_thread_lane.lane : nullptr;
   if (lane && !lane->connection->ready()) lane = nullptr;
+  thread_local std::vector<ScriptCall*> shared;
+  shared.clear();
   for (std::size_t i = 0; i < ops.size(); ++i) {
     auto* call = new ScriptCall(*impl_, ops[i], outcomes[i], batch, done);
-    if (!impl_->breaker.allow(redis::StoreImpl::now_us(now))) {
+    // (A cluster has a breaker per master, asked when the check is routed.)
+    if (!impl_->cluster && !impl_->breaker.allow(redis::StoreImpl::now_us(now))) {
       impl_->errors[kErrCircuitOpen].fetch_add(1, kRelaxed);
-      call->reject(StoreStatus::kUnavailable);
+      call->fail(StoreStatus::kUnavailable);
       continue;
     }
     if (lane) {
@@ -648,18 +860,30 @@ void RedisStore::check(std::span<const CheckOp> ops, std::span<Outcome> outcomes
       continue;
     }
     call->queue(now);
-    bool post = false;
-    {
-      std::lock_guard lock(impl_->shared_mu);
-      impl_->shared_pending[static_cast<std::size_t>(call->algorithm())].push_back(call);
-      post = !std::exchange(impl_->shared_seal_posted, true);
-    }
-    if (post) asio::post(impl_->io, [impl = impl_.get()] { impl->seal_shared(); });
+    shared.push_back(call);
   }
+  if (shared.empty()) return;
+  // All of this batch in one turn of the store's loop: checks of one key are decided in order.
+  bool post = false;
+  {
+    std::lock_guard lock(impl_->shared_mu);
+    for (ScriptCall* call : shared) {
+      impl_->shared_pending[static_cast<std::size_t>(call->algorithm())].push_back(call);
+    }
+    post = !std::exchange(impl_->shared_seal_posted, true);
+  }
+  if (post) asio::post(impl_->io, [impl = impl_.get()] { impl->seal_shared(); });
 }
 
 StoreHealth RedisStore::health() const {
   StoreHealth h;
+  if (impl_->cluster) {
+    auto c = impl_->cluster->health();
+    h.ready = c.ready;
+    h.state = std::move(c.state);
+    h.error = std::move(c.error);
+    return h;
+  }
   std::string error;
   bool auth_failed = false;
   {
@@ -685,6 +909,8 @@ StoreHealth RedisStore::health() const {
 }
 
 void RedisStore::adopt(asio::io_context& io) {
+  // In a cluster every check is routed by the store's own loop to its slot's master.
+  if (impl_->cluster) return;
   auto lane = std::make_unique<redis::Lane>();
   lane->io = &io;
   lane->connection = std::make_unique<Connection>(
@@ -709,6 +935,7 @@ void RedisStore::release(asio::io_context& io) {
 bool RedisStore::wait_connected(std::chrono::milliseconds limit) const {
   const auto until = std::chrono::steady_clock::now() + limit;
   for (;;) {
+    if (impl_->cluster && impl_->cluster->health().ready) return true;
     for (const auto& c : impl_->connections) {
       if (c->ready()) return true;
     }
@@ -753,12 +980,12 @@ void RedisStore::append_metrics(std::string& out) const {
       "# HELP floodgate_store_circuit_state Circuit breaker: 0 closed, 1 open, 2 half-open.\n"
       "# TYPE floodgate_store_circuit_state gauge\n";
   fmt::format_to(it, "floodgate_store_circuit_state{{store=\"redis\"}} {}\n",
-                 static_cast<int>(s.breaker.state()));
+                 static_cast<int>(s.cluster ? s.cluster->circuit_state() : s.breaker.state()));
   out +=
       "# HELP floodgate_store_circuit_opened_total Times the circuit breaker opened.\n"
       "# TYPE floodgate_store_circuit_opened_total counter\n";
   fmt::format_to(it, "floodgate_store_circuit_opened_total{{store=\"redis\"}} {}\n",
-                 s.breaker.times_opened());
+                 s.cluster ? s.cluster->circuits_opened() : s.breaker.times_opened());
   int ready = 0;
   int total = 0;
   s.for_each_connection([&](const Connection& c) {
@@ -771,6 +998,52 @@ void RedisStore::append_metrics(std::string& out) const {
   fmt::format_to(it, "floodgate_store_connections{{store=\"redis\",state=\"ready\"}} {}\n", ready);
   fmt::format_to(it, "floodgate_store_connections{{store=\"redis\",state=\"down\"}} {}\n",
                  total - ready);
+  if (!s.cluster) return;
+  out +=
+      "# HELP floodgate_store_cluster_redirects_total Redis Cluster answers that sent a call "
+      "again (moved, ask, tryagain) or failed it (clusterdown).\n"
+      "# TYPE floodgate_store_cluster_redirects_total counter\n";
+  for (std::size_t k = 0; k < kRedirectKinds; ++k) {
+    fmt::format_to(it,
+                   "floodgate_store_cluster_redirects_total{{store=\"redis\",kind=\"{}\"}} {}\n",
+                   kRedirectNames[k], s.redirects[k].load(kRelaxed));
+  }
+  const auto h = s.cluster->health();
+  out +=
+      "# HELP floodgate_store_cluster_slots_covered Hash slots (of 16384) with a known master.\n"
+      "# TYPE floodgate_store_cluster_slots_covered gauge\n";
+  fmt::format_to(it, "floodgate_store_cluster_slots_covered{{store=\"redis\"}} {}\n",
+                 h.slots_covered);
+  out +=
+      "# HELP floodgate_store_cluster_master_slots Hash slots each master serves, as last mapped.\n"
+      "# TYPE floodgate_store_cluster_master_slots gauge\n";
+  std::string ready_lines;
+  std::string circuit_lines;
+  s.cluster->for_each_master([&](const std::string& node, int slots, int ready_connections,
+                                 CircuitBreaker::State state) {
+    // Node names are host:port, as Redis gives them: nothing to escape.
+    const std::string& label = node;
+    fmt::format_to(it, "floodgate_store_cluster_master_slots{{store=\"redis\",node=\"{}\"}} {}\n",
+                   label, slots);
+    fmt::format_to(
+        std::back_inserter(ready_lines),
+        "floodgate_store_cluster_master_connections_ready{{store=\"redis\",node=\"{}\"}} "
+        "{}\n",
+        label, ready_connections);
+    fmt::format_to(
+        std::back_inserter(circuit_lines),
+        "floodgate_store_cluster_master_circuit_state{{store=\"redis\",node=\"{}\"}} {}\n", label,
+        static_cast<int>(state));
+  });
+  out +=
+      "# HELP floodgate_store_cluster_master_connections_ready Ready connections to each master.\n"
+      "# TYPE floodgate_store_cluster_master_connections_ready gauge\n";
+  out += ready_lines;
+  out +=
+      "# HELP floodgate_store_cluster_master_circuit_state Each master's circuit breaker: 0 "
+      "closed, 1 open, 2 half-open.\n"
+      "# TYPE floodgate_store_cluster_master_circuit_state gauge\n";
+  out += circuit_lines;
 }
 
 }  // namespace floodgate

@@ -2,6 +2,8 @@
 // specification, and on floodgate's own key shapes.
 #include "store/redis/cluster_slot.h"
 
+#include "store/redis/cluster.h"
+
 #include <gtest/gtest.h>
 
 #include "floodgate/redis_store.h"
@@ -33,6 +35,23 @@ TEST(ClusterSlot, KnownSlots) {
   const std::string swl = RedisStore::redis_key(Algorithm::kSlidingWindowLog, "user:42");
   EXPECT_EQ(key_slot(fw), key_slot("user:42"));
   EXPECT_EQ(key_slot(swl), key_slot(swl + ":m"));
+}
+
+TEST(ClusterRedirect, ParsesMovedAndAsk) {
+  Redirect r;
+  ASSERT_TRUE(parse_redirect("MOVED 3999 127.0.0.1:6381", r));
+  EXPECT_FALSE(r.ask);
+  EXPECT_EQ(r.slot, 3999);
+  EXPECT_EQ(r.address, "127.0.0.1:6381");
+  ASSERT_TRUE(parse_redirect("ASK 16383 ::1:7000", r));
+  EXPECT_TRUE(r.ask);
+  EXPECT_EQ(r.slot, 16383);
+  EXPECT_EQ(r.address, "::1:7000");
+  for (const char* other : {"MOVED", "MOVED 3999", "MOVED x 1.2.3.4:5", "MOVED 16384 h:1", "ASK 1 ",
+                            "TRYAGAIN Multiple keys request during rehashing of slot",
+                            "ERR unknown command", "CLUSTERDOWN The cluster is down"}) {
+    EXPECT_FALSE(parse_redirect(other, r)) << other;
+  }
 }
 
 }  // namespace

@@ -50,6 +50,29 @@ TEST(RedisUrl, SentinelUrlsNameTheSentinelsAndTheMaster) {
   }
 }
 
+TEST(RedisUrl, ClusterUrlsNameTheSeedNodes) {
+  auto o =
+      parse_redis_url("redis+cluster://app:s%40cret@10.0.0.1:7000,10.0.0.2,[::1]:7002").value();
+  ASSERT_EQ(o.cluster_seeds.size(), 3u);
+  EXPECT_EQ(o.cluster_seeds[0], (std::pair<std::string, std::uint16_t>{"10.0.0.1", 7000}));
+  EXPECT_EQ(o.cluster_seeds[1], (std::pair<std::string, std::uint16_t>{"10.0.0.2", 6379}));
+  EXPECT_EQ(o.cluster_seeds[2], (std::pair<std::string, std::uint16_t>{"::1", 7002}));
+  EXPECT_EQ(o.username, "app");
+  EXPECT_EQ(o.password, "s@cret");
+  EXPECT_EQ(o.db, 0);
+  EXPECT_TRUE(o.host.empty());
+  EXPECT_TRUE(o.sentinels.empty());
+  EXPECT_EQ(parse_redis_url("redis+cluster://h:1/0").value().cluster_seeds.size(), 1u);
+  for (const char* bad : {"redis+cluster://", "redis+cluster://h:1,", "redis+cluster://h:0",
+                          "redis+cluster://h:1/2", "redis+cluster://,h:1"}) {
+    auto r = parse_redis_url(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().field, "REDIS_URL") << bad;
+  }
+  EXPECT_NE(parse_redis_url("redis+cluster://h:1/2").error().message.find("database 0 only"),
+            std::string::npos);
+}
+
 TEST(RedisUrl, RefusesWhatItCannotUseNamingTheField) {
   for (const char* bad : {"http://localhost:6379", "localhost:6379", "redis://", "redis://h/x",
                           "redis://h/-1", "redis://h:0"}) {
