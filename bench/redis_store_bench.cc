@@ -20,6 +20,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "floodgate/redis_store.h"
+#include "store_load.h"
 #include "testlib/redis_server.h"
 
 namespace {
@@ -27,38 +28,7 @@ namespace {
 using namespace std::chrono_literals;
 using floodgate::Policy;
 
-constexpr int kKeyspace = 100'000;
-
-// Slot: one check kept in flight; its completion counts it and sends the next.
-struct Slot final : floodgate::Completion {
-  floodgate::RedisStore* store = nullptr;
-  const Policy* policy = nullptr;
-  std::atomic<bool>* stop = nullptr;
-  std::atomic<std::uint64_t>* done = nullptr;
-  std::atomic<std::uint64_t>* failed = nullptr;
-  std::atomic<int>* idle = nullptr;
-  std::minstd_rand rng;
-  std::string key;
-  floodgate::CheckOp op;
-  floodgate::Outcome outcome;
-
-  void send() {
-    key = "bench:" + std::to_string(rng() % kKeyspace);
-    op = {key, policy, 1};
-    store->check({&op, 1}, {&outcome, 1}, *this);
-  }
-  void complete() override {
-    done->fetch_add(1, std::memory_order_relaxed);
-    if (outcome.status != floodgate::StoreStatus::kOk) {
-      failed->fetch_add(1, std::memory_order_relaxed);
-    }
-    if (stop->load(std::memory_order_relaxed)) {
-      idle->fetch_add(1);
-      return;
-    }
-    send();
-  }
-};
+using floodgate::bench::kKeyspace;
 
 // run_store(): checks/s with `in_flight` checks always outstanding. `adopted`: the checks are
 // made on a loop that adopted a connection (as the HTTP workers do), so those made in one turn
@@ -75,22 +45,11 @@ double run_store(int port, int seconds, int in_flight, bool adopted, std::uint64
     std::exit(1);
   }
   const Policy policy = Policy::fixed_window(1'000'000'000, std::chrono::minutes(1)).value();
-  std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> done{0};
-  std::atomic<std::uint64_t> failed{0};
-  std::atomic<int> idle{0};
-  std::vector<std::unique_ptr<Slot>> slots;
-  for (int i = 0; i < in_flight; ++i) {
-    auto s = std::make_unique<Slot>();
-    s->store = &store;
-    s->policy = &policy;
-    s->stop = &stop;
-    s->done = &done;
-    s->failed = &failed;
-    s->idle = &idle;
-    s->rng.seed(static_cast<unsigned>(i + 1));
-    slots.push_back(std::move(s));
-  }
+  floodgate::bench::Load load(store, policy, in_flight);
+  auto& slots = load.slots;
+  auto& idle = load.idle;
+  auto& done = load.done;
+  auto& stop = load.stop;
   std::thread loop;
   if (adopted) {
     loop = std::thread([&] {
@@ -112,7 +71,7 @@ double run_store(int port, int seconds, int in_flight, bool adopted, std::uint64
       io.run();
     });
   } else {
-    for (auto& s : slots) s->send();
+    load.start();
   }
   std::this_thread::sleep_for(800ms);  // warm up
   const std::uint64_t start_count = done.load();
@@ -123,7 +82,7 @@ double run_store(int port, int seconds, int in_flight, bool adopted, std::uint64
   stop = true;
   while (idle.load() < in_flight) std::this_thread::sleep_for(1ms);
   if (loop.joinable()) loop.join();
-  failures = failed.load();
+  failures = load.failed.load();
   return static_cast<double>(end_count - start_count) /
          std::chrono::duration<double>(t1 - t0).count();
 }

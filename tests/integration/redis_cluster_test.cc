@@ -105,8 +105,8 @@ class RedisCluster : public ::testing::Test {
     const bool failover =
         std::string(::testing::UnitTest::GetInstance()->current_test_info()->name())
             .find("Failover") != std::string::npos;
-    auto [status, out] = run(kScript + " up --node-timeout " + (failover ? "1000" : "5000") +
-                             " --dir " + dir_);
+    auto [status, out] =
+        run(kScript + " up --node-timeout " + (failover ? "1000" : "5000") + " --dir " + dir_);
     ASSERT_EQ(status, 0) << out;
     std::istringstream lines(out);
     for (std::string line; std::getline(lines, line);) {
@@ -171,8 +171,8 @@ Policy random_policy(Algorithm algorithm, std::mt19937_64& rng) {
   const std::int64_t limit = pick(1, 20);
   switch (algorithm) {
     case Algorithm::kTokenBucket:
-      return Policy::token_bucket(limit, std::vector<double>{0, 0.5, 3}[static_cast<std::size_t>(
-                                             pick(0, 2))])
+      return Policy::token_bucket(
+                 limit, std::vector<double>{0, 0.5, 3}[static_cast<std::size_t>(pick(0, 2))])
           .value();
     case Algorithm::kGcra:
       return Policy::gcra(limit, window, pick(1, 25)).value();
@@ -224,8 +224,8 @@ TEST_F(RedisCluster, DecidesAsStandaloneRedisWithKeysOnEveryMaster) {
       std::vector<CheckOp> ops;
       for (int i = 0; i < 8; ++i) {
         const auto k = std::uniform_int_distribution<std::size_t>(0, keys.size() - 1)(rng);
-        ops.push_back(CheckOp{keys[k], &policies[k], std::uniform_int_distribution<std::uint64_t>(
-                                                         0, 3)(rng)});
+        ops.push_back(CheckOp{keys[k], &policies[k],
+                              std::uniform_int_distribution<std::uint64_t>(0, 3)(rng)});
       }
       std::vector<Outcome> from_cluster(ops.size());
       std::vector<Outcome> from_single(ops.size());
@@ -368,8 +368,10 @@ TEST_F(RedisCluster, ReshardingUnderLoadKeepsExactCounts) {
               k->admitted.load())
         << k->key;
   }
-  const auto moved = metric(store, R"(floodgate_store_cluster_redirects_total{store="redis",kind="moved"})");
-  const auto ask = metric(store, R"(floodgate_store_cluster_redirects_total{store="redis",kind="ask"})");
+  const auto moved =
+      metric(store, R"(floodgate_store_cluster_redirects_total{store="redis",kind="moved"})");
+  const auto ask =
+      metric(store, R"(floodgate_store_cluster_redirects_total{store="redis",kind="ask"})");
   const auto again =
       metric(store, R"(floodgate_store_cluster_redirects_total{store="redis",kind="tryagain"})");
   std::printf(
@@ -452,8 +454,7 @@ TEST_F(RedisCluster, FollowsAFailoverUnderLoad) {
   const Master& victim = masters_[2];
   const auto policy = Policy::fixed_window(1'000'000, std::chrono::hours(1)).value();
   const std::string key =
-      keys_in(victim.first_slot, victim.last_slot, 1, "failover:", Algorithm::kFixedWindow)
-          .front();
+      keys_in(victim.first_slot, victim.last_slot, 1, "failover:", Algorithm::kFixedWindow).front();
   // A key on a master that stays up, to see what the others do meanwhile.
   const std::string other =
       keys_in(masters_[0].first_slot, masters_[0].last_slot, 1, "steady:", Algorithm::kFixedWindow)
@@ -498,7 +499,8 @@ TEST_F(RedisCluster, FollowsAFailoverUnderLoad) {
   EXPECT_GE(ok_after.load(), 50);
   std::printf(
       "cluster failover (cluster-node-timeout 1000 ms): checks on the dead master's slots failed "
-      "for %lld ms (from %lld ms after the kill); on another master %d of %d checks failed meanwhile\n",
+      "for %lld ms (from %lld ms after the kill); on another master %d of %d checks failed "
+      "meanwhile\n",
       static_cast<long long>(back_ms - first_failure_ms),
       static_cast<long long>(first_failure_ms - killed_at), other_failures.load(),
       other_checks.load());

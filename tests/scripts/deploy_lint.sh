@@ -56,6 +56,16 @@ floodgate_store_latency_seconds_count floodgate_store_latency_seconds_sum
 floodgate_store_script_reloads_total
 "
 
+# Metrics only a Redis Cluster store writes: the dashboard and the alerts may use them, but the
+# live check (on a standalone Redis) cannot see them.
+CLUSTER_METRICS="
+floodgate_store_cluster_master_circuit_state
+floodgate_store_cluster_master_connections_ready
+floodgate_store_cluster_master_slots
+floodgate_store_cluster_redirects_total
+floodgate_store_cluster_slots_covered
+"
+
 root=$(cd "$(dirname "$0")/../.." && pwd)
 deploy="$root/deploy"
 binary=${1:-}
@@ -369,6 +379,33 @@ if [[ -s $work/dashboard-rules.yaml ]]; then
   else
     echo "skip: promtool not installed, the dashboard's PromQL is not parsed"
   fi
+fi
+
+# deploy/prometheus/alerts.yml: valid rules (promtool), naming only metrics floodgate writes.
+alerts="$deploy/prometheus/alerts.yml"
+if [[ -f $alerts ]]; then
+  unknown=""
+  known=" $(tr '\n' ' ' <<< "$METRICS $CLUSTER_METRICS") "
+  # Whole names only (the comments' floodgate_store_* patterns end in '_').
+  while read -r name; do
+    [[ $known == *" $name "* ]] || unknown="$unknown $name"
+  done < <(grep -oE 'floodgate_[a-z_]+' "$alerts" | grep -v '_$' | sort -u)
+  if [[ -n $unknown ]]; then
+    fail "deploy/prometheus/alerts.yml names metrics floodgate does not write:$unknown"
+  else
+    ok "deploy/prometheus/alerts.yml names only floodgate's metrics"
+  fi
+  if command -v promtool > /dev/null 2>&1; then
+    if out=$(promtool check rules "$alerts" 2>&1); then
+      ok "deploy/prometheus/alerts.yml: promtool check rules ($(grep -c -- '- alert:' "$alerts") alerts)"
+    else
+      fail "deploy/prometheus/alerts.yml: promtool: $out"
+    fi
+  else
+    echo "skip: promtool not installed, deploy/prometheus/alerts.yml is not checked by it"
+  fi
+else
+  fail "no deploy/prometheus/alerts.yml"
 fi
 
 # ---- with the binary: validate the configs, and the live /metrics --------------------------------

@@ -23,8 +23,9 @@ namespace floodgate::testing {
 class RedisServer {
  public:
   // Starts redis-server with `extra_args` appended (e.g. {"--maxmemory", "10mb"}) and waits until
-  // it answers PING (any reply, so "-NOAUTH" counts). Throws std::runtime_error, with the server's
-  // log, if it does not within 5 s (after a few tries on other ports).
+  // its log says it is ready and the port answers PING (any reply, so "-NOAUTH" counts). Throws
+  // std::runtime_error, with the server's log, if it does not within 5 s (after a few tries on
+  // other ports).
   explicit RedisServer(std::vector<std::string> extra_args = {});
   ~RedisServer();  // SIGKILL by PID if running, then removes the temporary directory
   RedisServer(const RedisServer&) = delete;

@@ -10,9 +10,9 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-constexpr auto kRefreshGap = 100ms;     // at most one CLUSTER SLOTS per this, on demand
-constexpr auto kRefreshHealthy = 5s;    // the periodic refresh when everything answers
-constexpr auto kRefreshFailing = 100ms; // ... and while a master is down or slots are uncovered
+constexpr auto kRefreshGap = 100ms;      // at most one CLUSTER SLOTS per this, on demand
+constexpr auto kRefreshHealthy = 5s;     // the periodic refresh when everything answers
+constexpr auto kRefreshFailing = 100ms;  // ... and while a master is down or slots are uncovered
 
 bool split_address(std::string_view address, std::string& host, std::uint16_t& port) {
   // "host:port"; Redis writes IPv6 addresses without brackets ("::1:7000"): the port follows the
@@ -204,8 +204,8 @@ void ClusterRouter::on_state(Node& node, bool ready, const std::string& error) {
     return;
   }
   if (log_it && !stopping_) {
-    log_("warn", fmt::format("redis cluster: {}{}: {}", node.name, master ? " (master)" : "",
-                             error));
+    log_("warn",
+         fmt::format("redis cluster: {}{}: {}", node.name, master ? " (master)" : "", error));
   }
   // A master that cannot be reached may be failing over: its replica's promotion shows in the map.
   if (master || !map_known_) refresh_soon();
@@ -365,8 +365,8 @@ ClusterRouter::Health ClusterRouter::health() const {
     }
   }
   if (!map_known_) {
-    h.state = auth_failed ? "auth_failed"
-              : any_ready ? "connecting"
+    h.state = auth_failed           ? "auth_failed"
+              : any_ready           ? "connecting"
               : first_error.empty() ? "connecting"
                                     : "disconnected";
     h.error = first_error.empty() ? std::string("asking the seeds for the slot map") : first_error;
@@ -377,10 +377,10 @@ ClusterRouter::Health ClusterRouter::health() const {
     h.state = "connected";
     return h;
   }
-  h.state = auth_failed                                ? "auth_failed"
-            : static_cast<int>(down.size()) == h.masters ? (circuit_open ? "circuit_open"
-                                                                          : "disconnected")
-                                                         : "partial";
+  h.state = auth_failed ? "auth_failed"
+            : static_cast<int>(down.size()) == h.masters
+                ? (circuit_open ? "circuit_open" : "disconnected")
+                : "partial";
   for (const std::string& d : down) {
     if (!h.error.empty()) h.error += "; ";
     h.error += d;

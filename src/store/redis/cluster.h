@@ -68,8 +68,8 @@ class ClusterRouter {
   using ReadyListener = std::function<void()>;
 
   ClusterRouter(boost::asio::io_context& io, const RedisOptions& options,
-                boost::asio::ssl::context& ssl, const std::vector<std::string>& handshake,
-                Log log, ReadyListener on_ready);
+                boost::asio::ssl::context& ssl, const std::vector<std::string>& handshake, Log log,
+                ReadyListener on_ready);
   ~ClusterRouter();
   ClusterRouter(const ClusterRouter&) = delete;
   ClusterRouter& operator=(const ClusterRouter&) = delete;
@@ -133,7 +133,8 @@ class ClusterRouter {
   ReadyListener on_ready_;
 
   mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Node>> nodes_;  // append only (guarded by mu_; io thread reads freely)
+  std::vector<std::unique_ptr<Node>>
+      nodes_;  // append only (guarded by mu_; io thread reads freely)
 
   // io thread only
   std::array<Node*, kClusterSlots> slots_{};
