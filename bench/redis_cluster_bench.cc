@@ -59,10 +59,10 @@ double cpu_seconds(pid_t pid) {
 }
 
 struct Result {
-  double rate = 0;              // checks/s
-  std::uint64_t failures = 0;   // checks not decided
-  double client_us = 0;         // this process' CPU per check, microseconds
-  std::vector<double> redis_us; // each redis-server's CPU per check
+  double rate = 0;                 // checks/s
+  std::uint64_t failures = 0;      // checks not decided
+  double client_us = 0;            // this process' CPU per check, microseconds
+  std::vector<double> redis_us;    // each redis-server's CPU per check
   std::vector<double> redis_busy;  // each redis-server's share of one core
 };
 
@@ -162,9 +162,10 @@ int main(int argc, char** argv) {
     const Result a = run_store(standalone, {single.pid()}, seconds, in_flight);
     const Result b = run_store(unbatched, {single.pid()}, seconds, in_flight);
     const Result c = run_store(cluster, masters, seconds, in_flight);
-    std::printf("run %d:\n  standalone, batched:      %s\n  standalone, one per call: %s\n"
-                "  cluster, 3 masters:       %s\n",
-                r + 1, describe(a).c_str(), describe(b).c_str(), describe(c).c_str());
+    std::printf(
+        "run %d:\n  standalone, batched:      %s\n  standalone, one per call: %s\n"
+        "  cluster, 3 masters:       %s\n",
+        r + 1, describe(a).c_str(), describe(b).c_str(), describe(c).c_str());
     std::fflush(stdout);
     rates["standalone"].push_back(a.rate);
     rates["unbatched"].push_back(b.rate);
