@@ -59,7 +59,7 @@ start_floodgate() {  # start_floodgate BACKEND -> sets grpc_port and fg_pid
   local backend=$1 http_port
   http_port=$(free_port)
   grpc_port=$(free_port)
-  "${server_pin[@]}" "$FLOODGATE" serve --host 127.0.0.1 --port "$http_port" --grpc-port "$grpc_port" \
+  "${server_pin[@]}" "$FLOODGATE" serve --host 127.0.0.1 --port "$http_port" --grpc-port "$grpc_port" --admin-port -1 \
     --backend "$backend" --redis-url "redis://127.0.0.1:$redis_port" --store-timeout-ms 100 \
     --rls-config "$work/bench.yaml" --log-level warn > "$work/floodgate-$backend.log" 2>&1 &
   fg_pid=$!

@@ -423,7 +423,7 @@ start_floodgate() {
   local extra=()
   [[ -n $store_timeout ]] && extra+=(STORE_TIMEOUT_MS="$store_timeout")
   [[ -n $failure_mode ]] && extra+=(FAILURE_MODE="$failure_mode")
-  (cd "$d" && exec env HOST=127.0.0.1 PORT="$port" GRPC_PORT=-1 THREADS="$threads" \
+  (cd "$d" && exec env HOST=127.0.0.1 PORT="$port" GRPC_PORT=-1 ADMIN_PORT=-1 THREADS="$threads" \
     BACKEND=redis REDIS_URL="$redis_url" CONFIG_FILE="$rules" ${extra[@]+"${extra[@]}"} \
     "$floodgate" serve) < /dev/null >> "$d/floodgate.log" 2>&1 &
   pid=$!

@@ -20,6 +20,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "admin/admin_api.h"
 #include "app/settings.h"
 #include "floodgate/limiter.h"
 #include "floodgate/memory_store.h"
@@ -309,7 +310,10 @@ int run_serve(const floodgate::app::Settings& s) {
   floodgate::Limiter limiter(shared, &store);
   const floodgate::FailureMode failure_mode = *floodgate::parse_failure_mode(s.failure_mode);
 
+  // The allowlist and blocklist (the admin API changes them), asked before every decision.
+  floodgate::admin::AccessLists access_lists(clock, static_cast<std::size_t>(s.admin_max_entries));
   floodgate::rls::ServiceOptions rls_options;
+  rls_options.lists = &access_lists;
   rls_options.response_headers = s.limit_response_headers;
   rls_options.limit_header = s.limit_limit_header;
   rls_options.remaining_header = s.limit_remaining_header;
@@ -330,6 +334,7 @@ int run_serve(const floodgate::app::Settings& s) {
        .rules = &rule_store,
        .api_key_header = "X-API-Key",
        .json_route = &rls_json,
+       .lists = &access_lists,
        .extra_metrics = [&rls_service](std::string& out) { rls_service.append_metrics(out); }});
 
   floodgate::http::ServerOptions options;
@@ -355,6 +360,36 @@ int run_serve(const floodgate::app::Settings& s) {
   spdlog::info("listening on {}:{} store={} threads={} version={}", s.host, server->bound_port(),
                shared.name(), options.threads, floodgate::kVersion);
 
+  // The admin API on its own listener (loopback by default), one thread: it is not a hot path.
+  floodgate::admin::AdminApi admin_api(
+      access_lists,
+      {.token = s.admin_token,
+       .audit = [](std::string_view line) { spdlog::info("audit {}", log_safe(line)); },
+       .count_status = nullptr});
+  std::unique_ptr<floodgate::http::HttpServer> admin_server;
+  std::thread admin_thread;
+  if (s.admin_port >= 0) {
+    floodgate::http::ServerOptions admin_options;
+    admin_options.host = s.admin_host;
+    admin_options.port = static_cast<std::uint16_t>(s.admin_port);
+    admin_options.threads = 1;
+    admin_options.request_timeout = options.request_timeout;
+    admin_options.idle_timeout = options.idle_timeout;
+    try {
+      admin_server = std::make_unique<floodgate::http::HttpServer>(admin_options, admin_api);
+    } catch (const std::exception& e) {
+      spdlog::error("cannot listen on {}:{} (admin): {}", s.admin_host, s.admin_port, e.what());
+      server->stop();
+      server->run();
+      redis.reset();
+      return 1;
+    }
+    spdlog::info("admin API listening on {}:{} ({})", s.admin_host, admin_server->bound_port(),
+                 s.admin_token.empty() ? "read-only: ADMIN_TOKEN is not set"
+                                       : "changes need the bearer token");
+    admin_thread = std::thread([&] { admin_server->run(); });
+  }
+
   std::unique_ptr<floodgate::grpc::RlsServer> grpc_server;
   if (s.grpc_port >= 0) {
     const std::string grpc_host = s.grpc_host.empty() ? s.host : s.grpc_host;
@@ -370,6 +405,10 @@ int run_serve(const floodgate::app::Settings& s) {
                                                   1u, std::thread::hardware_concurrency() / 2))});
     } catch (const std::exception& e) {
       spdlog::error("cannot listen on {}:{} (gRPC): {}", grpc_host, s.grpc_port, e.what());
+      if (admin_server) {
+        admin_server->stop();
+        admin_thread.join();
+      }
       server->stop();
       server->run();
       redis.reset();
@@ -398,6 +437,7 @@ int run_serve(const floodgate::app::Settings& s) {
       }
       spdlog::info("signal {}: draining connections", signo);
       if (grpc_server) grpc_server->shutdown();
+      if (admin_server) admin_server->stop();
       server->stop();
     });
   };
@@ -459,6 +499,7 @@ int run_serve(const floodgate::app::Settings& s) {
   std::thread control_thread([&] { control.run(); });
 
   server->run();
+  if (admin_thread.joinable()) admin_thread.join();
   control.stop();
   control_thread.join();
   // The Redis store goes before the server: checks still in flight fail and answer into the

@@ -129,8 +129,20 @@ void add_settings(CLI::App& cmd, Settings& s) {
   opt("--log-format", s.log_format, "LOG_FORMAT", "json or text")
       ->check(CLI::IsMember({"json", "text"}))
       ->group("Operations");
-  opt("--admin-token", s.admin_token, "ADMIN_TOKEN", "Bearer token the admin API requires")
-      ->group("Operations");
+  opt("--admin-token", s.admin_token, "ADMIN_TOKEN",
+      "Bearer token every admin request needs; unset: the admin API is read-only")
+      ->group("Admin");
+  opt("--admin-host", s.admin_host, "ADMIN_HOST",
+      "Address the admin API (and dashboard) listens on")
+      ->group("Admin");
+  opt("--admin-port", s.admin_port, "ADMIN_PORT",
+      "Admin API port (0: any free port, -1: no admin listener)")
+      ->check(CLI::Range(-1, 65535))
+      ->group("Admin");
+  opt("--admin-max-entries", s.admin_max_entries, "ADMIN_MAX_ENTRIES",
+      "Most entries the allowlist and the blocklist may each hold")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000'000}))
+      ->group("Admin");
 }
 
 std::optional<std::string> validate(const Settings& s) {

@@ -64,6 +64,9 @@ struct Settings {
   std::string log_level = "info";
   std::string log_format = "json";
   std::string admin_token;
+  std::string admin_host = "127.0.0.1";
+  int admin_port = 8082;  // 0: any free port; -1: no admin listener
+  std::int64_t admin_max_entries = 1'000'000;
 };
 
 // add_settings(): registers every setting as a flag with its environment variable on `command`.

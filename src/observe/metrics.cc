@@ -42,6 +42,7 @@ struct alignas(64) Metrics::Stripe {
   Counter latency_sum_us{0};
   Counter latency_count{0};
   std::array<Counter, 2> degraded{};
+  std::array<Counter, 2> listed{};  // allowlist, blocklist
 };
 
 Metrics::Metrics(std::string version)
@@ -90,6 +91,10 @@ void Metrics::record_decision(Algorithm algorithm, int rule_slot, bool allowed, 
   s.latency_count.fetch_add(1, kRelaxed);
 }
 
+void Metrics::record_listed(bool allowed) {
+  stripe().listed[allowed ? 0 : 1].fetch_add(1, kRelaxed);
+}
+
 std::string Metrics::render(std::size_t keys, std::string_view store) const {
   // sum(): one counter added up over every stripe.
   auto sum = [this](auto pick) {
@@ -136,6 +141,16 @@ std::string Metrics::render(std::size_t keys, std::string_view store) const {
     fmt::format_to(it, "floodgate_decisions_degraded_total{{outcome=\"{}\"}} {}\n",
                    o == 0 ? "allowed" : "denied",
                    sum([o](const Stripe& s) -> const Counter& { return s.degraded[o]; }));
+  }
+
+  fmt::format_to(it,
+                 "# HELP floodgate_decisions_listed_total Checks the allowlist (allowed) or the "
+                 "blocklist (denied) answered without asking the store.\n"
+                 "# TYPE floodgate_decisions_listed_total counter\n");
+  for (std::size_t l = 0; l < 2; ++l) {
+    fmt::format_to(it, "floodgate_decisions_listed_total{{list=\"{}\"}} {}\n",
+                   l == 0 ? "allowlist" : "blocklist",
+                   sum([l](const Stripe& s) -> const Counter& { return s.listed[l]; }));
   }
 
   {

@@ -45,6 +45,9 @@ class Metrics {
   void record_decision(Algorithm algorithm, int rule_slot, bool allowed, Micros took,
                        bool degraded = false);
 
+  // record_listed(): a check the allowlist (allowed) or the blocklist answered, store untouched.
+  void record_listed(bool allowed);
+
   // rule_slot(): the counter slot of a rule name, the same one for the life of the process (so
   // counters survive reloads).
   int rule_slot(const std::string& rule_name);

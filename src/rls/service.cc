@@ -173,6 +173,31 @@ void Service::should_rate_limit(Call& call) {
     }
   }
 
+  // The allow and block lists, on a descriptor entry `remote_address` (as Envoy's remote_address
+  // action writes it): a listed client consumes nothing.
+  if (options_.lists != nullptr) {
+    admin::Listed listed = admin::Listed::kNone;
+    for (const Descriptor& d : req.descriptors) {
+      for (const auto& entry : d.entries) {
+        if (entry.key != "remote_address") continue;
+        const auto ip = admin::parse_ip(entry.value);
+        if (!ip) continue;
+        const admin::Listed l = options_.lists->check({}, &*ip);
+        if (l == admin::Listed::kBlocklisted || listed == admin::Listed::kNone) listed = l;
+      }
+    }
+    if (listed != admin::Listed::kNone) {
+      const Code code = listed == admin::Listed::kBlocklisted ? Code::kOverLimit : Code::kOk;
+      DescriptorStatus st;
+      st.code = code;
+      call.response.statuses.assign(req.descriptors.size(), st);
+      call.response.overall_code = code;
+      if (code == Code::kOverLimit) calls_over_limit_.fetch_add(1, std::memory_order_relaxed);
+      call.done();
+      return;
+    }
+  }
+
   call.config_ = config();
   call.matches_ = match_all(*call.config_, req.domain, req.descriptors);
   const std::size_t n = req.descriptors.size();

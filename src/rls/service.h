@@ -38,6 +38,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "admin/access_lists.h"
 #include "floodgate/clock.h"
 #include "floodgate/limiter.h"
 #include "rls/config.h"
@@ -141,6 +142,9 @@ struct ServiceOptions {
   std::size_t max_entries = 32;
   // Distinct statistic names tracked; beyond it, counts go to one "_other_" series.
   std::size_t max_stat_series = 10000;
+  // The allowlist and blocklist, asked with each request's `remote_address` entries (a
+  // blocklisted address: OVER_LIMIT, an allowlisted one: OK, nothing consumed). Null: none.
+  const admin::AccessLists* lists = nullptr;
 };
 
 // OverLimitCache: counter names known to be over their limit until a time, bounded in entries.

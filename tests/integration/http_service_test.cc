@@ -206,11 +206,28 @@ TEST(HttpService, EnvironmentConfiguresTheDefaults) {
 TEST(HttpService, ServeHelpListsEverySettingWithItsEnvironmentName) {
   auto [status, out] = run_floodgate({"serve", "--help"});
   EXPECT_EQ(status, 0);
-  for (const char* name :
-       {"PORT", "GRPC_PORT", "HOST", "BACKEND", "REDIS_URL", "CONFIG_FILE", "RLS_CONFIG",
-        "LOG_LEVEL", "LOG_FORMAT", "FAILURE_MODE", "THREADS", "ADMIN_TOKEN", "REDIS_ADDR",
-        "REDIS_PASSWORD", "REDIS_DB", "REDIS_POOL_SIZE", "DEFAULT_ALGORITHM", "DEFAULT_WINDOW",
-        "DEFAULT_LIMIT"}) {
+  for (const char* name : {"PORT",
+                           "GRPC_PORT",
+                           "HOST",
+                           "BACKEND",
+                           "REDIS_URL",
+                           "CONFIG_FILE",
+                           "RLS_CONFIG",
+                           "LOG_LEVEL",
+                           "LOG_FORMAT",
+                           "FAILURE_MODE",
+                           "THREADS",
+                           "ADMIN_TOKEN",
+                           "REDIS_ADDR",
+                           "REDIS_PASSWORD",
+                           "REDIS_DB",
+                           "REDIS_POOL_SIZE",
+                           "DEFAULT_ALGORITHM",
+                           "DEFAULT_WINDOW",
+                           "DEFAULT_LIMIT",
+                           "ADMIN_PORT",
+                           "ADMIN_HOST",
+                           "ADMIN_MAX_ENTRIES"}) {
     EXPECT_THAT(out, HasSubstr(std::string("(Env:") + name + ")")) << name;
   }
 }

@@ -338,8 +338,9 @@ TEST_F(RlsGrpc, ABadConfigStopsTheStartNamingFileAndLine) {
   const std::string bad = dir.write("bad.yaml",
                                     "domain: edge\ndescriptors:\n  - key: a\n    "
                                     "rate_limit: {unit: lightyear, requests_per_unit: 1}\n");
-  const auto [status, output] = run_floodgate(
-      {"serve", "--host", "127.0.0.1", "--port", "0", "--grpc-port", "0", "--rls-config", bad});
+  const auto [status, output] =
+      run_floodgate({"serve", "--host", "127.0.0.1", "--port", "0", "--grpc-port", "0",
+                     "--admin-port", "-1", "--rls-config", bad});
   EXPECT_EQ(status, 2);
   EXPECT_THAT(output, HasSubstr("bad.yaml:4"));
 }

@@ -209,7 +209,7 @@ async function startFloodgate(configDir, extraArgs = []) {
     let grpcPort = await freePort();
     while (grpcPort === httpPort) grpcPort = await freePort();
     const args = ['serve', '--host', '127.0.0.1', '--port', String(httpPort),
-                  '--grpc-port', String(grpcPort), '--rls-config', configDir,
+                  '--grpc-port', String(grpcPort), '--admin-port', '-1', '--rls-config', configDir,
                   '--log-format', 'text', '--limit-response-headers', 'true', ...extraArgs];
     const server = Object.assign(spawnChild(BINARY, args), { httpPort, grpcPort });
     const { child } = server;

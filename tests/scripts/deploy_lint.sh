@@ -32,6 +32,7 @@ floodgate_build_info
 floodgate_check_duration_seconds floodgate_check_duration_seconds_bucket
 floodgate_check_duration_seconds_count floodgate_check_duration_seconds_sum
 floodgate_decisions_degraded_total
+floodgate_decisions_listed_total
 floodgate_decisions_total
 floodgate_http_requests_total
 floodgate_keys
@@ -471,7 +472,7 @@ port=""
 start_floodgate() {
   local name=$1
   shift
-  "$binary" serve --host 127.0.0.1 --port 0 --grpc-port -1 --log-format text "$@" \
+  "$binary" serve --host 127.0.0.1 --port 0 --grpc-port -1 --admin-port -1 --log-format text "$@" \
     > "$work/$name.log" 2>&1 &
   pids+=("$!")
   local pid=$! i

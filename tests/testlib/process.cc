@@ -76,6 +76,9 @@ Server::Server(std::vector<std::string> args, std::vector<std::string> env) {
   if (std::find(args.begin(), args.end(), "--grpc-port") == args.end()) {
     full.insert(full.end(), {"--grpc-port", "0"});
   }
+  if (std::find(args.begin(), args.end(), "--admin-port") == args.end()) {
+    full.insert(full.end(), {"--admin-port", "0"});
+  }
   full.insert(full.end(), args.begin(), args.end());
   pid_ = spawn(full, env, out_fd_);
   const auto deadline = Clock::now() + std::chrono::seconds(10);
@@ -106,6 +109,14 @@ int Server::grpc_port() {
     grpc_port_ = std::atoi(output_.c_str() + output_.find(kLine) + kLine.size());
   }
   return grpc_port_;
+}
+
+int Server::admin_port() {
+  static constexpr std::string_view kLine = "admin API listening on 127.0.0.1:";
+  if (admin_port_ == 0 && wait_for_output(kLine, std::chrono::seconds(5))) {
+    admin_port_ = std::atoi(output_.c_str() + output_.find(kLine) + kLine.size());
+  }
+  return admin_port_;
 }
 
 std::optional<int> Server::wait_exit(std::chrono::milliseconds limit) {

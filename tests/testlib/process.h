@@ -11,7 +11,8 @@
 
 namespace floodgate::testing {
 
-// Server: `floodgate serve --host 127.0.0.1 --port 0 <args>`; waits for its "listening on" line.
+// Server: `floodgate serve --host 127.0.0.1 --port 0 --grpc-port 0 --admin-port 0 <args>` (the
+// last two unless `args` names them); waits for its "listening on" line.
 class Server {
  public:
   explicit Server(std::vector<std::string> args, std::vector<std::string> env = {});
@@ -23,6 +24,9 @@ class Server {
   // grpc_port(): the Envoy rate limit service's port (the server is given --grpc-port 0 unless
   // the test passes one), read from its log; 0 when it does not listen within 5 s.
   int grpc_port();
+  // admin_port(): the admin API's port (--admin-port 0 unless the test passes one), read from its
+  // log; 0 when it does not listen within 5 s.
+  int admin_port();
   pid_t pid() const { return pid_; }
   // signal(): sends `signo` to the server's PID.
   void signal(int signo) const;
@@ -38,6 +42,7 @@ class Server {
   int out_fd_ = -1;
   int port_ = 0;
   int grpc_port_ = 0;
+  int admin_port_ = 0;
   std::string output_;
   bool exited_ = false;
 };

@@ -232,6 +232,18 @@ std::optional<Response> Api::check(const Request& request, Shape shape, Exchange
       shape == Shape::kInspect ? std::optional<std::uint64_t>{0} : cost_of(req, error);
   if (!cost) return error_response(error);
 
+  // The allow and block lists, before any store: a listed client consumes nothing.
+  std::optional<admin::IpAddress> ip;
+  if (req.ip) {
+    ip = admin::parse_ip(*req.ip);
+    if (!ip)
+      return error_response({400, "invalid_parameter", "is not an IPv4 or IPv6 address", "ip"});
+  }
+  if (options_.lists) {
+    const admin::Listed listed = options_.lists->check(*req.key, ip ? &*ip : nullptr);
+    if (listed != admin::Listed::kNone) return listed_response(listed, 200, true);
+  }
+
   x.key_ = rule_key.empty() ? std::move(*req.key) : std::move(rule_key);
   x.op_.cost = *cost;
   x.allowed_status_ = 200;
@@ -279,7 +291,15 @@ std::optional<Response> Api::auth(const Request& request, Exchange& x) {
     key = fmt::format("auth/{}/{}/{}", rule->name, resolved.tier, parts);
   }
   if (key.size() > kMaxKeyBytes + 128) {
-    return error_response({400, "key_too_long", "must be at most 512 bytes", "key"});
+    return error_response(
+        {400, "key_too_long", fmt::format("must be at most {} bytes", kMaxKeyBytes + 128), "key"});
+  }
+  if (options_.lists) {
+    // A key entry matches the API key when one is sent; an ip entry the client's address.
+    const auto ip = admin::parse_ip(client_address(request));
+    const admin::Listed listed = options_.lists->check(
+        api_key.empty() ? std::string_view(key) : api_key, ip ? &*ip : nullptr);
+    if (listed != admin::Listed::kNone) return listed_response(listed, 204, false);
   }
   x.key_ = std::move(key);
   x.policy_ = *policy;
@@ -291,6 +311,20 @@ std::optional<Response> Api::auth(const Request& request, Exchange& x) {
   x.with_body_ = false;
   start_check(x);
   return std::nullopt;
+}
+
+Response Api::listed_response(admin::Listed listed, int allowed_status, bool with_body) {
+  Response r;
+  const bool allowed = listed == admin::Listed::kAllowlisted;
+  r.status = allowed ? allowed_status : 403;
+  metrics_.record_listed(allowed);
+  if (!with_body) {
+    r.content_type = {};
+    return r;
+  }
+  r.body = allowed ? R"({"allowed":true,"reason":"allowlisted","degraded":false})"
+                   : R"({"allowed":false,"reason":"blocklisted","degraded":false})";
+  return r;
 }
 
 Response Api::decision_response(const Decision& d, const Policy& policy, int allowed_status,

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "admin/access_lists.h"
 #include "floodgate/limiter.h"
 #include "floodgate/memory_store.h"
 #include "observe/metrics.h"
@@ -78,11 +79,26 @@ struct ApiOptions {
   std::string api_key_header = "X-API-Key";
   // POST /json; null: the endpoint answers 404. Borrowed.
   Route* json_route = nullptr;
+  // The allowlist and blocklist, asked before every check; null: none. Borrowed.
+  const admin::AccessLists* lists = nullptr;
   // Appends more series to GET /metrics (the Envoy rate limit service's).
   std::function<void(std::string&)> extra_metrics = nullptr;
 };
 
 class Api;
+class Exchange;
+
+// Handler: what an HttpServer serves (the API, the admin API): a request in, an answer through
+// the Exchange, exactly once, inline or later from any thread.
+class Handler {
+ public:
+  virtual void handle(const Request& request, Exchange& exchange) = 0;
+  // record_status(): counts a response the transport produced itself (413, 431, 400, 500).
+  virtual void record_status(int status) = 0;
+
+ protected:
+  ~Handler() = default;
+};
 
 // Exchange: one request on its way through the Api. The transport owns it (one per connection,
 // reused from request to request) and learns the answer through respond(), which runs exactly once
@@ -114,20 +130,20 @@ class Exchange : private Completion {
   std::chrono::steady_clock::time_point started_;
 };
 
-class Api {
+class Api final : public Handler {
  public:
   // `limiter`, `store` and `metrics` are borrowed and must outlive the Api. Thread-safe.
   Api(Limiter& limiter, MemoryStore& store, observe::Metrics& metrics, ApiOptions options);
 
   // handle(): answers one request through `exchange` (see Exchange) and counts its status in the
   // metrics. `request` (and what it points to) must stay valid until respond() has run.
-  void handle(const Request& request, Exchange& exchange);
+  void handle(const Request& request, Exchange& exchange) override;
 
   // handle(): the same, waiting for the answer (tests, tools). Do not call it on a store thread.
   Response handle(const Request& request);
 
   // record_status(): counts a response the transport produced itself (see error_response()).
-  void record_status(int status) { metrics_.record_http(status); }
+  void record_status(int status) override { metrics_.record_http(status); }
 
   // error_response(): what the transport sends for errors found before a request is whole
   // (413 body too large, 431 headers too large, 400 malformed HTTP).
@@ -146,6 +162,7 @@ class Api {
   void start_check(Exchange& x);
   void finish(Exchange& x);
   Response ready() const;
+  Response listed_response(admin::Listed listed, int allowed_status, bool with_body);
   Response decision_response(const Decision& d, const Policy& policy, int allowed_status,
                              int denied_status, bool with_body, bool degraded);
 

@@ -94,12 +94,12 @@ struct Session {
 
 struct HttpServer::Impl {
   ServerOptions options;
-  Api& api;
+  Handler& api;
   std::vector<std::unique_ptr<Worker>> workers;
   std::atomic<bool> stopping{false};
   std::uint16_t port = 0;
 
-  Impl(ServerOptions o, Api& a) : options(std::move(o)), api(a) {}
+  Impl(ServerOptions o, Handler& a) : options(std::move(o)), api(a) {}
 
   void listen(Worker& w, const tcp::endpoint& endpoint) {
     w.acceptor.open(endpoint.protocol());
@@ -283,7 +283,7 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(ServerOptions options, Api& api)
+HttpServer::HttpServer(ServerOptions options, Handler& api)
     : impl_(std::make_unique<Impl>(std::move(options), api)) {
   const int threads = std::max(1, impl_->options.threads);
   const auto address = asio::ip::make_address(impl_->options.host);

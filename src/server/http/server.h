@@ -3,7 +3,8 @@
 // HttpServer: HTTP/1.1 with keep-alive on Boost.Beast. One io_context and one acceptor per thread,
 // all listening on the same port with SO_REUSEPORT, so the kernel spreads connections and no two
 // threads share a queue (thread-per-core; measured faster than one shared io_context on 2 cores).
-// Every request goes to Api::handle(); the server only parses, applies limits and writes.
+// Every request goes to the Handler (the Api, or the admin API on its own port); the server only
+// parses, applies limits and writes.
 //
 // Limits: 8 KiB and 100 fields of headers (431), 64 KiB of body (413), a request must arrive whole
 // within `request_timeout` and an idle keep-alive connection is closed after `idle_timeout`.
@@ -46,7 +47,7 @@ struct ServerOptions {
 class HttpServer {
  public:
   // Binds and listens (throws std::system_error when it cannot); serves once run() is called.
-  HttpServer(ServerOptions options, Api& api);
+  HttpServer(ServerOptions options, Handler& handler);
   ~HttpServer();
 
   std::uint16_t bound_port() const;

@@ -1,0 +1,223 @@
+#include "admin/access_lists.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+namespace floodgate::admin {
+namespace {
+
+constexpr std::size_t kMaxKeyBytes = 512;  // as a check's key (server/http/check_request.h)
+constexpr std::size_t kMaxNoteBytes = 1024;
+constexpr double kMaxExpiresInS = 10.0 * 365 * 24 * 3600;
+
+// Heterogeneous lookup: find a std::string_view without building a std::string.
+struct KeyHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using KeySet = std::unordered_set<std::string, KeyHash, std::equal_to<>>;
+
+std::string new_id(ListKind list) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{}_{:016x}", list == ListKind::kAllow ? "al" : "bl", rng());
+}
+
+std::atomic<std::uint64_t> next_instance{1};
+
+}  // namespace
+
+std::string_view to_string(ListKind list) {
+  return list == ListKind::kAllow ? "allowlist" : "blocklist";
+}
+
+struct AccessLists::Snapshot {
+  IpSet allow_ips;
+  IpSet block_ips;
+  KeySet allow_keys;
+  KeySet block_keys;
+  Micros next_expiry = Micros::max();  // the earliest expiry among the entries
+  bool empty = true;
+};
+
+AccessLists::AccessLists(const Clock& clock, std::size_t max_entries)
+    : clock_(clock),
+      max_entries_(max_entries),
+      instance_(next_instance.fetch_add(1, std::memory_order_relaxed)),
+      current_(std::make_shared<const Snapshot>()) {}
+
+AccessLists::~AccessLists() = default;
+
+const AccessLists::Snapshot& AccessLists::snapshot() const {
+  // Each thread keeps the snapshot it last saw; it asks for the current one only when the version
+  // moved, so an unchanged list costs one atomic load and no reference counting.
+  struct Cache {
+    std::uint64_t owner = 0;
+    std::uint64_t version = 0;
+    std::shared_ptr<const Snapshot> snapshot;
+  };
+  thread_local Cache cache;
+  const std::uint64_t version = version_.load(std::memory_order_acquire);
+  if (cache.owner != instance_ || cache.version != version || !cache.snapshot) {
+    std::lock_guard lock(mu_);
+    cache.owner = instance_;
+    cache.version = version_.load(std::memory_order_relaxed);
+    cache.snapshot = current_;
+  }
+  return *cache.snapshot;
+}
+
+Listed AccessLists::check(std::string_view key, const IpAddress* ip) const {
+  const Snapshot* s = &snapshot();
+  if (s->empty) return Listed::kNone;
+  if (s->next_expiry != Micros::max() && clock_.now() >= s->next_expiry) {
+    {
+      std::lock_guard lock(mu_);
+      auto& self = const_cast<AccessLists&>(*this);  // expiry is a change made on read
+      self.drop_expired_locked(clock_.now());
+    }
+    s = &snapshot();
+    if (s->empty) return Listed::kNone;
+  }
+  const bool blocked = (ip != nullptr && s->block_ips.contains(*ip)) ||
+                       (!s->block_keys.empty() && s->block_keys.contains(key));
+  if (blocked) return Listed::kBlocklisted;
+  const bool allowed = (ip != nullptr && s->allow_ips.contains(*ip)) ||
+                       (!s->allow_keys.empty() && s->allow_keys.contains(key));
+  return allowed ? Listed::kAllowlisted : Listed::kNone;
+}
+
+std::variant<ListEntry, AccessLists::AddError> AccessLists::add(ListKind list,
+                                                                const NewEntry& entry) {
+  auto invalid = [](std::string field, std::string message) {
+    return AddError{400, "invalid_parameter", std::move(field), std::move(message)};
+  };
+  if (entry.ip.has_value() == entry.key.has_value()) {
+    return AddError{400, entry.ip ? "invalid_parameter" : "missing_field", "ip",
+                    "give exactly one of \"ip\" (an IPv4 or IPv6 address or CIDR) and \"key\""};
+  }
+  ListEntry e;
+  e.list = list;
+  if (entry.ip) {
+    std::string error;
+    const auto cidr = parse_cidr(*entry.ip, &error);
+    if (!cidr) return invalid("ip", error);
+    e.is_ip = true;
+    e.value = to_string(*cidr);
+  } else {
+    if (entry.key->empty()) return invalid("key", "must not be empty");
+    if (entry.key->size() > kMaxKeyBytes) {
+      return invalid("key", fmt::format("must be at most {} bytes", kMaxKeyBytes));
+    }
+    e.value = *entry.key;
+  }
+  if (entry.note.size() > kMaxNoteBytes) {
+    return invalid("note", fmt::format("must be at most {} bytes", kMaxNoteBytes));
+  }
+  const Micros now = clock_.now();
+  if (entry.expires_in_s) {
+    const double s = *entry.expires_in_s;
+    if (!std::isfinite(s) || s <= 0 || s > kMaxExpiresInS) {
+      return invalid("expires_in_s", "must be a number of seconds above 0 and at most 10 years");
+    }
+    e.expires = now + Micros(std::max<std::int64_t>(1, std::llround(s * 1e6)));
+  }
+  e.note = entry.note;
+  e.added_by = entry.added_by;
+  e.created = now;
+  e.id = new_id(list);
+
+  std::lock_guard lock(mu_);
+  drop_expired_locked(now);
+  std::size_t count = 0;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (it->list == list && it->is_ip == e.is_ip && it->value == e.value) {
+      it = entries_.erase(it);  // replaced by the new entry
+      continue;
+    }
+    count += it->list == list ? 1U : 0U;
+    ++it;
+  }
+  if (count >= max_entries_) {
+    return AddError{409, "list_full", e.is_ip ? "ip" : "key",
+                    fmt::format("the {} holds {} entries, its limit (ADMIN_MAX_ENTRIES)",
+                                to_string(list), count)};
+  }
+  entries_.push_back(e);
+  publish_locked();
+  return e;
+}
+
+bool AccessLists::remove(ListKind list, std::string_view id) {
+  std::lock_guard lock(mu_);
+  drop_expired_locked(clock_.now());
+  const auto it = std::find_if(entries_.begin(), entries_.end(),
+                               [&](const ListEntry& e) { return e.list == list && e.id == id; });
+  if (it == entries_.end()) return false;
+  entries_.erase(it);
+  publish_locked();
+  return true;
+}
+
+std::vector<ListEntry> AccessLists::entries(ListKind list) const {
+  std::vector<ListEntry> out;
+  const Micros now = clock_.now();
+  std::lock_guard lock(mu_);
+  for (const ListEntry& e : entries_) {
+    if (e.list == list && (e.expires.count() == 0 || e.expires > now)) out.push_back(e);
+  }
+  return out;
+}
+
+std::vector<ListEntry> AccessLists::all() const {
+  std::vector<ListEntry> out;
+  const Micros now = clock_.now();
+  std::lock_guard lock(mu_);
+  for (const ListEntry& e : entries_) {
+    if (e.expires.count() == 0 || e.expires > now) out.push_back(e);
+  }
+  return out;
+}
+
+std::size_t AccessLists::size(ListKind list) const { return entries(list).size(); }
+
+void AccessLists::replace_all(std::vector<ListEntry> entries) {
+  std::lock_guard lock(mu_);
+  entries_ = std::move(entries);
+  drop_expired_locked(clock_.now());
+  publish_locked();
+}
+
+void AccessLists::drop_expired_locked(Micros now) {
+  const auto before = entries_.size();
+  std::erase_if(entries_,
+                [&](const ListEntry& e) { return e.expires.count() != 0 && e.expires <= now; });
+  if (entries_.size() != before || current_->next_expiry <= now) publish_locked();
+}
+
+void AccessLists::publish_locked() {
+  auto s = std::make_shared<Snapshot>();
+  std::vector<Cidr> allow_ips;
+  std::vector<Cidr> block_ips;
+  for (const ListEntry& e : entries_) {
+    const bool allow = e.list == ListKind::kAllow;
+    if (e.is_ip) {
+      // Stored in canonical form by add(); parsing again cannot fail.
+      if (auto cidr = parse_cidr(e.value, nullptr))
+        (allow ? allow_ips : block_ips).push_back(*cidr);
+    } else {
+      (allow ? s->allow_keys : s->block_keys).insert(e.value);
+    }
+    if (e.expires.count() != 0) s->next_expiry = std::min(s->next_expiry, e.expires);
+  }
+  s->allow_ips = IpSet::build(allow_ips);
+  s->block_ips = IpSet::build(block_ips);
+  s->empty = entries_.empty();
+  current_ = std::move(s);
+  version_.fetch_add(1, std::memory_order_release);
+}
+
+}  // namespace floodgate::admin
