@@ -388,9 +388,9 @@ TEST_F(RedisCluster, ReshardingUnderLoadKeepsExactCounts) {
 // while a two-key decision's keys are split (retried until they are together), and MOVED once the
 // slot is the target's. Counts carry over at every step.
 TEST_F(RedisCluster, FollowsAskTryAgainAndMovedDuringAMigration) {
-  RedisOptions o = options();
-  o.timeout = 3s;  // each step is one check: room for a machine busy with other tests
-  RedisStore store(o);
+  RedisOptions slow = options();
+  slow.timeout = 3s;  // each step is one check: room for a machine busy with other tests
+  RedisStore store(slow);
   ASSERT_TRUE(store.wait_connected(10s)) << store.health().error;
   Limiter limiter(store);
   const Master& from = masters_[0];
