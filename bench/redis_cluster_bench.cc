@@ -23,6 +23,7 @@
 
 #include "floodgate/redis_store.h"
 #include "store_load.h"
+#include "testlib/command.h"
 #include "testlib/redis_server.h"
 
 namespace {
@@ -33,14 +34,7 @@ using floodgate::Policy;
 const std::string kScript = FLOODGATE_SOURCE_DIR "/scripts/redis-cluster.sh";
 
 std::pair<int, std::string> run(const std::string& command) {
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return {-1, out};
-  char buffer[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return floodgate::testing::run_command(command);
 }
 
 // cpu_seconds(): user + system CPU time the process has used so far.

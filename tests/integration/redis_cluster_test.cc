@@ -21,6 +21,8 @@
 #include "floodgate/limiter.h"
 #include "floodgate/redis_store.h"
 #include "store/redis/cluster_slot.h"
+#include "testlib/command.h"
+#include "testlib/random_policy.h"
 #include "testlib/redis_server.h"
 
 namespace floodgate {
@@ -28,19 +30,12 @@ namespace {
 
 using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
+using testing::random_policy;
 
 const std::string kScript = FLOODGATE_SOURCE_DIR "/scripts/redis-cluster.sh";
 
-// run(): the command's stdout (stderr passes through to the test log), and its exit status.
 std::pair<int, std::string> run(const std::string& command) {
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return {-1, out};
-  char buffer[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return floodgate::testing::run_command(command);
 }
 
 // Reply of one command over a blocking hiredis connection to 127.0.0.1:port.
@@ -162,31 +157,6 @@ class RedisCluster : public ::testing::Test {
   std::string url_;
   std::vector<Master> masters_;
 };
-
-Policy random_policy(Algorithm algorithm, std::mt19937_64& rng) {
-  auto pick = [&](std::int64_t lo, std::int64_t hi) {
-    return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
-  };
-  const Micros window{pick(1'000, 3'600'000'000)};
-  const std::int64_t limit = pick(1, 20);
-  switch (algorithm) {
-    case Algorithm::kTokenBucket:
-      return Policy::token_bucket(
-                 limit, std::vector<double>{0, 0.5, 3}[static_cast<std::size_t>(pick(0, 2))])
-          .value();
-    case Algorithm::kGcra:
-      return Policy::gcra(limit, window, pick(1, 25)).value();
-    case Algorithm::kLeakyBucket:
-      return Policy::leaky_bucket(limit, 3).value();
-    case Algorithm::kFixedWindow:
-      return Policy::fixed_window(limit, window).value();
-    case Algorithm::kSlidingWindowLog:
-      return Policy::sliding_window_log(limit, window).value();
-    case Algorithm::kSlidingWindowCounter:
-      return Policy::sliding_window_counter(limit, window).value();
-  }
-  return Policy::fixed_window(1, window).value();
-}
 
 // Every algorithm, keys on every master, batches mixing slots and repeating keys: the cluster
 // decides exactly as one standalone Redis does at the same (test-clock) times.

@@ -10,6 +10,7 @@
 
 #include "floodgate/limiter.h"
 #include "floodgate/redis_store.h"
+#include "testlib/command.h"
 
 namespace floodgate {
 namespace {
@@ -19,16 +20,8 @@ using Steady = std::chrono::steady_clock;
 
 const std::string kScript = FLOODGATE_SOURCE_DIR "/scripts/redis-sentinel.sh";
 
-// run(): the command's stdout (stderr passes through to the test log), and its exit status.
 std::pair<int, std::string> run(const std::string& command) {
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return {-1, out};
-  char buffer[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return floodgate::testing::run_command(command);
 }
 
 std::string value_of(const std::string& text, const std::string& name) {

@@ -20,12 +20,14 @@
 #include "floodgate/limiter.h"
 #include "floodgate/memory_store.h"
 #include "floodgate/redis_store.h"
+#include "testlib/random_policy.h"
 #include "testlib/redis_server.h"
 
 namespace floodgate {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::random_policy;
 using testing::RedisServer;
 
 RedisOptions options_for(const RedisServer& redis) {
@@ -72,33 +74,6 @@ bool eventually(std::chrono::milliseconds limit, Pred pred) {
     std::this_thread::sleep_for(5ms);
   }
   return pred();
-}
-
-Policy random_policy(Algorithm algorithm, std::mt19937_64& rng) {
-  auto pick = [&](std::int64_t lo, std::int64_t hi) {
-    return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
-  };
-  const Micros window{pick(1'000, 3'600'000'000)};
-  const std::int64_t limit = pick(1, 20);
-  switch (algorithm) {
-    case Algorithm::kTokenBucket:
-      return Policy::token_bucket(
-                 limit, std::vector<double>{0, 0.5, 3, 1000}[static_cast<std::size_t>(pick(0, 3))])
-          .value();
-    case Algorithm::kGcra:
-      return Policy::gcra(limit, window, pick(1, 25)).value();
-    case Algorithm::kLeakyBucket:
-      return Policy::leaky_bucket(
-                 limit, std::vector<double>{0.5, 3, 1000}[static_cast<std::size_t>(pick(0, 2))])
-          .value();
-    case Algorithm::kFixedWindow:
-      return Policy::fixed_window(limit, window).value();
-    case Algorithm::kSlidingWindowLog:
-      return Policy::sliding_window_log(limit, window).value();
-    case Algorithm::kSlidingWindowCounter:
-      return Policy::sliding_window_counter(limit, window).value();
-  }
-  return Policy::fixed_window(1, window).value();
 }
 
 // Every algorithm, through the store (the client, EVALSHA, decoding) and through the memory store,
