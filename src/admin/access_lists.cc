@@ -151,15 +151,16 @@ std::variant<ListEntry, AccessLists::AddError> AccessLists::add(ListKind list,
   return e;
 }
 
-bool AccessLists::remove(ListKind list, std::string_view id) {
+std::optional<ListEntry> AccessLists::remove(ListKind list, std::string_view id) {
   std::lock_guard lock(mu_);
   drop_expired_locked(clock_.now());
   const auto it = std::find_if(entries_.begin(), entries_.end(),
                                [&](const ListEntry& e) { return e.list == list && e.id == id; });
-  if (it == entries_.end()) return false;
+  if (it == entries_.end()) return std::nullopt;
+  ListEntry removed = std::move(*it);
   entries_.erase(it);
   publish_locked();
-  return true;
+  return removed;
 }
 
 std::vector<ListEntry> AccessLists::entries(ListKind list) const {
@@ -182,7 +183,7 @@ std::vector<ListEntry> AccessLists::all() const {
   return out;
 }
 
-std::size_t AccessLists::size(ListKind list) const { return entries(list).size(); }
+bool AccessLists::empty() const { return snapshot().empty; }
 
 void AccessLists::replace_all(std::vector<ListEntry> entries) {
   std::lock_guard lock(mu_);

@@ -77,8 +77,8 @@ class AccessLists {
   // add(): validates and stores the entry, in force for the next check. Returns it, or why not.
   // The same value added again to the same list replaces the older entry (its id changes).
   std::variant<ListEntry, AddError> add(ListKind list, const NewEntry& entry);
-  // remove(): false when no live entry of `list` has that id.
-  bool remove(ListKind list, std::string_view id);
+  // remove(): the entry removed, or nullopt when no live entry of `list` has that id.
+  std::optional<ListEntry> remove(ListKind list, std::string_view id);
   // entries(): the live entries of `list`, oldest first.
   std::vector<ListEntry> entries(ListKind list) const;
   // replace_all(): the lists become `entries` (both lists; expired ones are dropped).
@@ -89,8 +89,9 @@ class AccessLists {
   // check(): the hot path. `ip` is the client's address when the request tells it.
   Listed check(std::string_view key, const IpAddress* ip) const;
 
-  // Sizes of the live lists (for stats).
-  std::size_t size(ListKind list) const;
+  // empty(): both lists are empty (as of the snapshot this thread sees): a caller can skip
+  // preparing check()'s arguments (parsing an address).
+  bool empty() const;
 
  private:
   struct Snapshot;

@@ -138,8 +138,10 @@ std::optional<Response> AdminApi::authorize(const Request& request, bool change)
   std::string_view given = request.headers.get("Authorization");
   constexpr std::string_view kBearer = "Bearer ";
   const bool bearer = given.size() >= kBearer.size() &&
-                      std::equal(kBearer.begin(), kBearer.end(), given.begin(),
-                                 [](char a, char b) { return std::tolower(a) == std::tolower(b); });
+                      std::equal(kBearer.begin(), kBearer.end(), given.begin(), [](char a, char b) {
+                        return std::tolower(static_cast<unsigned char>(a)) ==
+                               std::tolower(static_cast<unsigned char>(b));
+                      });
   if (bearer && equal_secret(given.substr(kBearer.size()), options_.token)) return std::nullopt;
   Response r = error(401, "unauthorized", "",
                      given.empty() ? "this endpoint needs Authorization: Bearer <ADMIN_TOKEN>"
@@ -210,13 +212,11 @@ Response AdminApi::list_route(const Request& request, ListKind list, std::string
     r.headers.emplace_back("Allow", "DELETE");
     return r;
   }
-  ListEntry removed;
-  removed.id = std::string(id);
-  removed.list = list;
-  if (!lists_.remove(list, id)) {
+  const auto removed = lists_.remove(list, id);
+  if (!removed) {
     return error(404, "not_found", "id", fmt::format("no entry {} in the {}", id, name));
   }
-  audit("remove", removed, request.peer_address);
+  audit("remove", *removed, request.peer_address);
   Response r = json(204, "");
   r.content_type = {};
   return r;

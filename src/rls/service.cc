@@ -175,7 +175,7 @@ void Service::should_rate_limit(Call& call) {
 
   // The allow and block lists, on a descriptor entry `remote_address` (as Envoy's remote_address
   // action writes it): a listed client consumes nothing.
-  if (options_.lists != nullptr) {
+  if (options_.lists != nullptr && !options_.lists->empty()) {
     admin::Listed listed = admin::Listed::kNone;
     for (const Descriptor& d : req.descriptors) {
       for (const auto& entry : d.entries) {

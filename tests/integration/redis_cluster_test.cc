@@ -400,7 +400,10 @@ TEST_F(RedisCluster, FollowsAskTryAgainAndMovedDuringAMigration) {
 
   migrate(swl);  // half of the sliding_window_log pair
   std::thread rest([&] {
-    std::this_thread::sleep_for(50ms);
+    // The other half moves once the check has met the split pair (not after a fixed sleep: on
+    // a busy machine the check may start late and find the pair whole already).
+    const auto until = Steady::now() + 2s;
+    while (metric(store, again) == 0 && Steady::now() < until) std::this_thread::sleep_for(1ms);
     migrate(swl + ":m");
   });
   EXPECT_EQ(remaining(log, 1), 98u);  // TRYAGAIN until the pair is whole on the target

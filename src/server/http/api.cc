@@ -294,7 +294,7 @@ std::optional<Response> Api::auth(const Request& request, Exchange& x) {
     return error_response(
         {400, "key_too_long", fmt::format("must be at most {} bytes", kMaxKeyBytes + 128), "key"});
   }
-  if (options_.lists) {
+  if (options_.lists && !options_.lists->empty()) {
     // A key entry matches the API key when one is sent; an ip entry the client's address.
     const auto ip = admin::parse_ip(client_address(request));
     const admin::Listed listed = options_.lists->check(

@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include "core/key_hash.h"
 #include "store/redis/circuit_breaker.h"
@@ -840,8 +841,9 @@ void RedisStore::check(std::span<const CheckOp> ops, std::span<Outcome> outcomes
   // together (one script call per algorithm); elsewhere each goes out alone.
   redis::Lane* lane = this_thread_lane.store == impl_.get() ? this_thread_lane.lane : nullptr;
   if (lane && !lane->connection->ready()) lane = nullptr;
-  thread_local std::vector<ScriptCall*> shared;
-  shared.clear();
+  // Local, not thread_local: a check failed below completes at once, and its caller may call
+  // check() again from inside that completion, on this thread.
+  boost::container::small_vector<ScriptCall*, 8> shared;
   for (std::size_t i = 0; i < ops.size(); ++i) {
     auto* call = new ScriptCall(*impl_, ops[i], outcomes[i], batch, done);
     // (A cluster has a breaker per master, asked when the check is routed.)

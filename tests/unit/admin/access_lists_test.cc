@@ -107,7 +107,9 @@ TEST(AccessLists, RemoveAndReplaceAll) {
   const std::string id = std::get<ListEntry>(added).id;
   EXPECT_EQ(id.rfind("bl_", 0), 0u);
   EXPECT_FALSE(lists.remove(ListKind::kAllow, id));  // the other list
-  EXPECT_TRUE(lists.remove(ListKind::kBlock, id));
+  const auto removed = lists.remove(ListKind::kBlock, id);
+  ASSERT_TRUE(removed);
+  EXPECT_EQ(removed->value, "k");
   EXPECT_FALSE(lists.remove(ListKind::kBlock, id));
   EXPECT_EQ(lists.check("k", nullptr), Listed::kNone);
 
