@@ -18,6 +18,9 @@ test_pkgs=(
   redis-server redis-tools openssl
   nginx python3-yaml
   nodejs
+  # The dashboard's browser test (tests/node/dashboard.test.mjs): headless Chromium, driven by
+  # puppeteer-core, and a font for legible screenshots.
+  chromium fonts-dejavu-core
 )
 # npm (the Node.js gRPC client test, tests/node): Debian's npm package, unless an npm is already
 # there: NodeSource's nodejs package bundles npm and conflicts with Debian's.

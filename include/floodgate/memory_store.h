@@ -66,6 +66,10 @@ class MemoryStore final : public Store {
   // Store: always completes inline.
   void check(std::span<const CheckOp> ops, std::span<Outcome> outcomes, Completion& done) override;
   std::string_view name() const override { return "memory"; }
+  // reset(): drops the key's state under every algorithm; completes inline.
+  void reset(std::string_view key, std::function<void(StoreStatus)> done) override;
+  // erase(): the same, synchronously; returns how many states were dropped.
+  std::size_t erase(std::string_view key);
 
   // sweep(): drops every key whose state equals a fresh key's; returns how many. Locks one shard at
   // a time, O(keys) in all. Call it periodically (a service does, every few seconds).

@@ -97,6 +97,17 @@ struct RedisOptions {
 // name the field "REDIS_URL".
 Result<RedisOptions> parse_redis_url(std::string_view url);
 
+// RedisValue: a reply to RedisStore::command(), in plain C++ types.
+struct RedisValue {
+  enum class Type : std::uint8_t { kNil, kInteger, kString, kStatus, kError, kArray, kFailed };
+  Type type = Type::kNil;
+  std::int64_t integer = 0;
+  std::string text;  // kString, kStatus, kError; kFailed: why the command got no reply
+  std::vector<RedisValue> elements;
+
+  bool ok() const { return type != Type::kError && type != Type::kFailed; }
+};
+
 class RedisStore final : public Store {
  public:
   // Starts connecting at once, in the background; checks fail (kUnavailable) until connected.
@@ -109,6 +120,8 @@ class RedisStore final : public Store {
   void check(std::span<const CheckOp> ops, std::span<Outcome> outcomes, Completion& done) override;
   std::string_view name() const override { return "redis"; }
   StoreHealth health() const override;
+  // reset(): one DEL of the key's state under every algorithm (one hash tag: one slot).
+  void reset(std::string_view key, std::function<void(StoreStatus)> done) override;
   void append_metrics(std::string& out) const override;
 
   // adopt(): opens a connection that lives on `io`, an event loop run by one thread (a server
@@ -119,6 +132,20 @@ class RedisStore final : public Store {
   // destroyed, so `io` must outlive the store (declare the io_context first).
   void adopt(boost::asio::io_context& io);
   void release(boost::asio::io_context& io);
+
+  // command(): one command beside the decisions (the admin API's shared state): sent on the
+  // store's connections (in a cluster, to the master of `routing_key`'s hash slot, following
+  // MOVED and ASK), with its own `timeout`. `done` runs exactly once, on the store's thread: with
+  // the reply (an error reply as kError), or kFailed when none came. Thread-safe.
+  void command(std::vector<std::string> args, std::string routing_key,
+               std::chrono::milliseconds timeout, std::function<void(RedisValue)> done);
+
+  // subscribe(): stays subscribed to `channel` on a connection of its own (plain TCP; a rediss://
+  // store cannot subscribe and relies on its caller's polling), reconnecting with backoff.
+  // `on_message` gets each message's payload; `on_subscribed` runs after every (re)subscription,
+  // when messages may have been missed. Both run on the store's thread. Call at most once.
+  void subscribe(std::string channel, std::function<void(std::string_view)> on_message,
+                 std::function<void()> on_subscribed);
 
   // wait_connected(): whether at least one connection is ready within `limit` (startup, tests).
   bool wait_connected(std::chrono::milliseconds limit) const;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -90,6 +91,14 @@ class Store {
   // policies they point to, outcomes and done stay alive until done.complete() has run.
   virtual void check(std::span<const CheckOp> ops, std::span<Outcome> outcomes,
                      Completion& done) = 0;
+
+  // reset(): forgets the state of `key` under every algorithm, so that its next check is a fresh
+  // key's (the admin API's POST /admin/reset); then done(kOk), or the status of the failure.
+  // `done` runs exactly once, inline or on a store thread. Thread-safe. A store that cannot
+  // reset answers kUnavailable.
+  virtual void reset(std::string_view /*key*/, std::function<void(StoreStatus)> done) {
+    done(StoreStatus::kUnavailable);
+  }
 
   // name(): "memory", "redis", ... for logs and metrics.
   virtual std::string_view name() const = 0;

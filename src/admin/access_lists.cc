@@ -26,8 +26,6 @@ std::string new_id(ListKind list) {
   return fmt::format("{}_{:016x}", list == ListKind::kAllow ? "al" : "bl", rng());
 }
 
-std::atomic<std::uint64_t> next_instance{1};
-
 }  // namespace
 
 std::string_view to_string(ListKind list) {
@@ -44,31 +42,11 @@ struct AccessLists::Snapshot {
 };
 
 AccessLists::AccessLists(const Clock& clock, std::size_t max_entries)
-    : clock_(clock),
-      max_entries_(max_entries),
-      instance_(next_instance.fetch_add(1, std::memory_order_relaxed)),
-      current_(std::make_shared<const Snapshot>()) {}
+    : clock_(clock), max_entries_(max_entries), published_(std::make_shared<const Snapshot>()) {}
 
 AccessLists::~AccessLists() = default;
 
-const AccessLists::Snapshot& AccessLists::snapshot() const {
-  // Each thread keeps the snapshot it last saw; it asks for the current one only when the version
-  // moved, so an unchanged list costs one atomic load and no reference counting.
-  struct Cache {
-    std::uint64_t owner = 0;
-    std::uint64_t version = 0;
-    std::shared_ptr<const Snapshot> snapshot;
-  };
-  thread_local Cache cache;
-  const std::uint64_t version = version_.load(std::memory_order_acquire);
-  if (cache.owner != instance_ || cache.version != version || !cache.snapshot) {
-    std::lock_guard lock(mu_);
-    cache.owner = instance_;
-    cache.version = version_.load(std::memory_order_relaxed);
-    cache.snapshot = current_;
-  }
-  return *cache.snapshot;
-}
+const AccessLists::Snapshot& AccessLists::snapshot() const { return published_.get(); }
 
 Listed AccessLists::check(std::string_view key, const IpAddress* ip) const {
   const Snapshot* s = &snapshot();
@@ -90,8 +68,8 @@ Listed AccessLists::check(std::string_view key, const IpAddress* ip) const {
   return allowed ? Listed::kAllowlisted : Listed::kNone;
 }
 
-std::variant<ListEntry, AccessLists::AddError> AccessLists::add(ListKind list,
-                                                                const NewEntry& entry) {
+std::variant<ListEntry, AccessLists::AddError> AccessLists::add(
+    ListKind list, const NewEntry& entry, std::vector<std::string>* replaced) {
   auto invalid = [](std::string field, std::string message) {
     return AddError{400, "invalid_parameter", std::move(field), std::move(message)};
   };
@@ -133,19 +111,23 @@ std::variant<ListEntry, AccessLists::AddError> AccessLists::add(ListKind list,
   std::lock_guard lock(mu_);
   drop_expired_locked(now);
   std::size_t count = 0;
-  for (auto it = entries_.begin(); it != entries_.end();) {
-    if (it->list == list && it->is_ip == e.is_ip && it->value == e.value) {
-      it = entries_.erase(it);  // replaced by the new entry
-      continue;
+  std::vector<std::string> same;  // entries the new one replaces
+  for (const ListEntry& old : entries_) {
+    if (old.list == list && old.is_ip == e.is_ip && old.value == e.value) {
+      same.push_back(old.id);
+    } else {
+      count += old.list == list ? 1U : 0U;
     }
-    count += it->list == list ? 1U : 0U;
-    ++it;
   }
   if (count >= max_entries_) {
     return AddError{409, "list_full", e.is_ip ? "ip" : "key",
                     fmt::format("the {} holds {} entries, its limit (ADMIN_MAX_ENTRIES)",
                                 to_string(list), count)};
   }
+  std::erase_if(entries_, [&](const ListEntry& old) {
+    return old.list == list && old.is_ip == e.is_ip && old.value == e.value;
+  });
+  if (replaced != nullptr) *replaced = std::move(same);
   entries_.push_back(e);
   publish_locked();
   return e;
@@ -196,7 +178,7 @@ void AccessLists::drop_expired_locked(Micros now) {
   const auto before = entries_.size();
   std::erase_if(entries_,
                 [&](const ListEntry& e) { return e.expires.count() != 0 && e.expires <= now; });
-  if (entries_.size() != before || current_->next_expiry <= now) publish_locked();
+  if (entries_.size() != before || next_expiry_ <= now) publish_locked();
 }
 
 void AccessLists::publish_locked() {
@@ -217,8 +199,8 @@ void AccessLists::publish_locked() {
   s->allow_ips = IpSet::build(allow_ips);
   s->block_ips = IpSet::build(block_ips);
   s->empty = entries_.empty();
-  current_ = std::move(s);
-  version_.fetch_add(1, std::memory_order_release);
+  next_expiry_ = s->next_expiry;
+  published_.publish(std::move(s));
 }
 
 }  // namespace floodgate::admin

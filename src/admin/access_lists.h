@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "admin/ip_set.h"
+#include "admin/published.h"
 #include "floodgate/clock.h"
 #include "floodgate/policy.h"
 
@@ -76,7 +77,9 @@ class AccessLists {
   };
   // add(): validates and stores the entry, in force for the next check. Returns it, or why not.
   // The same value added again to the same list replaces the older entry (its id changes).
-  std::variant<ListEntry, AddError> add(ListKind list, const NewEntry& entry);
+  // `replaced`, when given, learns the ids of the entries the new one replaced.
+  std::variant<ListEntry, AddError> add(ListKind list, const NewEntry& entry,
+                                        std::vector<std::string>* replaced = nullptr);
   // remove(): the entry removed, or nullopt when no live entry of `list` has that id.
   std::optional<ListEntry> remove(ListKind list, std::string_view id);
   // entries(): the live entries of `list`, oldest first.
@@ -101,11 +104,10 @@ class AccessLists {
 
   const Clock& clock_;
   const std::size_t max_entries_;
-  const std::uint64_t instance_;  // tells the threads' cached snapshots of each instance apart
   mutable std::mutex mu_;
-  std::vector<ListEntry> entries_;           // guarded by mu_
-  std::shared_ptr<const Snapshot> current_;  // guarded by mu_
-  std::atomic<std::uint64_t> version_{0};    // bumped with every published snapshot
+  std::vector<ListEntry> entries_;      // guarded by mu_
+  Micros next_expiry_ = Micros::max();  // guarded by mu_: of the published snapshot
+  Published<Snapshot> published_;
 };
 
 }  // namespace floodgate::admin

@@ -20,7 +20,12 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <unistd.h>
+
 #include "admin/admin_api.h"
+#include "admin/overrides.h"
+#include "admin/redis_fleet.h"
+#include "admin/stats.h"
 #include "app/settings.h"
 #include "floodgate/limiter.h"
 #include "floodgate/memory_store.h"
@@ -312,6 +317,11 @@ int run_serve(const floodgate::app::Settings& s) {
 
   // The allowlist and blocklist (the admin API changes them), asked before every decision.
   floodgate::admin::AccessLists access_lists(clock, static_cast<std::size_t>(s.admin_max_entries));
+  // Runtime overrides of keys' limits (the admin API changes them), asked before every decision.
+  floodgate::admin::Overrides overrides(clock, static_cast<std::size_t>(s.admin_max_entries),
+                                        defaults);
+  // Recent figures for GET /admin/stats and the dashboard.
+  floodgate::admin::Stats admin_stats(clock);
   floodgate::rls::ServiceOptions rls_options;
   rls_options.lists = &access_lists;
   rls_options.response_headers = s.limit_response_headers;
@@ -335,6 +345,8 @@ int run_serve(const floodgate::app::Settings& s) {
        .api_key_header = "X-API-Key",
        .json_route = &rls_json,
        .lists = &access_lists,
+       .overrides = &overrides,
+       .stats = &admin_stats,
        .extra_metrics = [&rls_service](std::string& out) { rls_service.append_metrics(out); }});
 
   floodgate::http::ServerOptions options;
@@ -361,11 +373,41 @@ int run_serve(const floodgate::app::Settings& s) {
                shared.name(), options.threads, floodgate::kVersion);
 
   // The admin API on its own listener (loopback by default), one thread: it is not a hot path.
+  char host_name[256] = {};
+  ::gethostname(host_name, sizeof host_name - 1);
+  const std::string instance_id = fmt::format("{}:{}", host_name, ::getpid());
   floodgate::admin::AdminApi admin_api(
-      access_lists,
+      {.lists = &access_lists,
+       .overrides = &overrides,
+       .stats = &admin_stats,
+       .metrics = &metrics,
+       .store = &shared,
+       .local = &store,
+       .rules = &rule_store,
+       .fleet = nullptr},
       {.token = s.admin_token,
        .audit = [](std::string_view line) { spdlog::info("audit {}", log_safe(line)); },
-       .count_status = nullptr});
+       .count_status = nullptr,
+       .instance_id = instance_id,
+       .version = floodgate::kVersion});
+  // With Redis, the lists and overrides are the fleet's: kept in Redis, applied by every instance.
+  std::unique_ptr<floodgate::admin::RedisFleet> fleet;
+  if (redis) {
+    fleet = std::make_unique<floodgate::admin::RedisFleet>(
+        *redis, access_lists, overrides,
+        floodgate::admin::RedisFleet::Options{
+            .instance_id = instance_id,
+            .report = [&admin_api] { return admin_api.report(); },
+            .log =
+                [](std::string_view level, std::string_view message) {
+                  if (level == "warn") {
+                    spdlog::warn("{}", log_safe(message));
+                  } else {
+                    spdlog::info("{}", log_safe(message));
+                  }
+                }});
+    admin_api.set_fleet(fleet.get());
+  }
   std::unique_ptr<floodgate::http::HttpServer> admin_server;
   std::thread admin_thread;
   if (s.admin_port >= 0) {
@@ -381,6 +423,7 @@ int run_serve(const floodgate::app::Settings& s) {
       spdlog::error("cannot listen on {}:{} (admin): {}", s.admin_host, s.admin_port, e.what());
       server->stop();
       server->run();
+      fleet.reset();
       redis.reset();
       return 1;
     }
@@ -411,6 +454,7 @@ int run_serve(const floodgate::app::Settings& s) {
       }
       server->stop();
       server->run();
+      fleet.reset();
       redis.reset();
       return 1;
     }
@@ -502,8 +546,9 @@ int run_serve(const floodgate::app::Settings& s) {
   if (admin_thread.joinable()) admin_thread.join();
   control.stop();
   control_thread.join();
-  // The Redis store goes before the server: checks still in flight fail and answer into the
-  // server's (stopped) loops, which must still exist.
+  // The fleet and then the Redis store go before the server: checks still in flight fail and
+  // answer into the server's (stopped) loops, which must still exist.
+  fleet.reset();
   redis.reset();
   spdlog::info("stopped");
   return 0;

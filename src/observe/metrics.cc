@@ -38,6 +38,7 @@ struct alignas(64) Metrics::Stripe {
   std::array<Counter, kStatuses.size()> http{};
   std::array<std::array<Counter, 2>, kAlgorithmCount> decisions{};
   std::array<std::array<Counter, 2>, kMaxRules> rule_decisions{};
+  std::array<Counter, kMaxRules> rule_degraded{};
   std::array<Counter, kLatencyBuckets.size() + 1> latency_buckets{};
   Counter latency_sum_us{0};
   Counter latency_count{0};
@@ -82,6 +83,7 @@ void Metrics::record_decision(Algorithm algorithm, int rule_slot, bool allowed, 
   s.decisions[static_cast<std::size_t>(algorithm)][outcome].fetch_add(1, kRelaxed);
   if (rule_slot >= 0 && rule_slot < kMaxRules) {
     s.rule_decisions[static_cast<std::size_t>(rule_slot)][outcome].fetch_add(1, kRelaxed);
+    if (degraded) s.rule_degraded[static_cast<std::size_t>(rule_slot)].fetch_add(1, kRelaxed);
   }
   const double seconds = static_cast<double>(took.count()) / 1e6;
   std::size_t b = 0;
@@ -93,6 +95,43 @@ void Metrics::record_decision(Algorithm algorithm, int rule_slot, bool allowed, 
 
 void Metrics::record_listed(bool allowed) {
   stripe().listed[allowed ? 0 : 1].fetch_add(1, kRelaxed);
+}
+
+Metrics::Totals Metrics::totals() const {
+  auto sum = [this](auto pick) {
+    std::uint64_t total = 0;
+    for (std::size_t i = 0; i < kStripes; ++i) total += pick(stripes_[i]).load(kRelaxed);
+    return total;
+  };
+  Totals t;
+  for (std::size_t a = 0; a < kAlgorithmCount; ++a) {
+    t.allowed += sum([a](const Stripe& s) -> const Counter& { return s.decisions[a][0]; });
+    t.denied += sum([a](const Stripe& s) -> const Counter& { return s.decisions[a][1]; });
+  }
+  t.degraded = sum([](const Stripe& s) -> const Counter& { return s.degraded[0]; }) +
+               sum([](const Stripe& s) -> const Counter& { return s.degraded[1]; });
+  t.allowlisted = sum([](const Stripe& s) -> const Counter& { return s.listed[0]; });
+  t.blocklisted = sum([](const Stripe& s) -> const Counter& { return s.listed[1]; });
+  std::vector<std::string> names;
+  {
+    std::lock_guard lock(rules_mu_);
+    names = rule_names_;
+  }
+  RuleTotals inline_checks{"(inline)", t.allowed, t.denied, t.degraded};
+  for (std::size_t r = 0; r < kMaxRules; ++r) {
+    RuleTotals rt;
+    rt.rule = r < names.size() ? names[r] : r == kMaxRules - 1 ? "other" : "";
+    rt.allowed = sum([r](const Stripe& s) -> const Counter& { return s.rule_decisions[r][0]; });
+    rt.denied = sum([r](const Stripe& s) -> const Counter& { return s.rule_decisions[r][1]; });
+    rt.degraded = sum([r](const Stripe& s) -> const Counter& { return s.rule_degraded[r]; });
+    if (rt.allowed + rt.denied == 0 || rt.rule.empty()) continue;
+    inline_checks.allowed -= std::min(inline_checks.allowed, rt.allowed);
+    inline_checks.denied -= std::min(inline_checks.denied, rt.denied);
+    inline_checks.degraded -= std::min(inline_checks.degraded, rt.degraded);
+    t.rules.push_back(std::move(rt));
+  }
+  if (inline_checks.allowed + inline_checks.denied > 0) t.rules.push_back(inline_checks);
+  return t;
 }
 
 std::string Metrics::render(std::size_t keys, std::string_view store) const {

@@ -52,6 +52,23 @@ class Metrics {
   // counters survive reloads).
   int rule_slot(const std::string& rule_name);
 
+  // Totals: decisions since the start, as GET /admin/stats shows them.
+  struct RuleTotals {
+    std::string rule;  // "(inline)": checks that named no rule
+    std::uint64_t allowed = 0;
+    std::uint64_t denied = 0;
+    std::uint64_t degraded = 0;
+  };
+  struct Totals {
+    std::uint64_t allowed = 0;
+    std::uint64_t denied = 0;
+    std::uint64_t degraded = 0;
+    std::uint64_t allowlisted = 0;
+    std::uint64_t blocklisted = 0;
+    std::vector<RuleTotals> rules;  // rules with decisions, then "(inline)" when it has any
+  };
+  Totals totals() const;
+
   // render(): the exposition text; `keys` is the store's current key count.
   std::string render(std::size_t keys, std::string_view store) const;
 

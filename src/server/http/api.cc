@@ -116,6 +116,7 @@ void Api::finish(Exchange& x) {
     const Decision& d = x.outcome_.decision;
     metrics_.record_decision(x.policy_->algorithm(), x.rule_slot_, d.allowed, took,
                              x.outcome_.degraded);
+    if (options_.stats != nullptr) options_.stats->record(x.key_, d.allowed, took);
     r = decision_response(d, *x.policy_, x.allowed_status_, x.denied_status_, x.with_body_,
                           x.outcome_.degraded);
   } catch (const std::exception& e) {
@@ -228,6 +229,11 @@ std::optional<Response> Api::check(const Request& request, Shape shape, Exchange
     policy = policy_for(req, options_.defaults, error);
     if (!policy) return error_response(error);
   }
+  if (options_.overrides != nullptr) {
+    if (auto changed = options_.overrides->find(*req.key, req.rule ? *req.rule : "")) {
+      policy = *changed;
+    }
+  }
   const auto cost =
       shape == Shape::kInspect ? std::optional<std::uint64_t>{0} : cost_of(req, error);
   if (!cost) return error_response(error);
@@ -241,7 +247,7 @@ std::optional<Response> Api::check(const Request& request, Shape shape, Exchange
   }
   if (options_.lists) {
     const admin::Listed listed = options_.lists->check(*req.key, ip ? &*ip : nullptr);
-    if (listed != admin::Listed::kNone) return listed_response(listed, 200, true);
+    if (listed != admin::Listed::kNone) return listed_response(listed, *req.key, 200, true);
   }
 
   x.key_ = rule_key.empty() ? std::move(*req.key) : std::move(rule_key);
@@ -299,10 +305,17 @@ std::optional<Response> Api::auth(const Request& request, Exchange& x) {
     const auto ip = admin::parse_ip(client_address(request));
     const admin::Listed listed = options_.lists->check(
         api_key.empty() ? std::string_view(key) : api_key, ip ? &*ip : nullptr);
-    if (listed != admin::Listed::kNone) return listed_response(listed, 204, false);
+    if (listed != admin::Listed::kNone) {
+      return listed_response(listed, api_key.empty() ? std::string_view(key) : api_key, 204, false);
+    }
+  }
+  std::optional<Policy> overridden;
+  if (options_.overrides != nullptr) {
+    const std::string_view who = api_key.empty() ? client_address(request) : api_key;
+    overridden = options_.overrides->find(who, rule ? std::string_view(rule->name) : "");
   }
   x.key_ = std::move(key);
-  x.policy_ = *policy;
+  x.policy_ = overridden ? *overridden : *policy;
   x.op_.cost = 1;
   x.rule_slot_ = rule ? rule->metrics_slot : observe::Metrics::kNoRule;
   x.mode_ = rule ? rule->failure_mode.value_or(options_.failure_mode) : options_.failure_mode;
@@ -313,11 +326,13 @@ std::optional<Response> Api::auth(const Request& request, Exchange& x) {
   return std::nullopt;
 }
 
-Response Api::listed_response(admin::Listed listed, int allowed_status, bool with_body) {
+Response Api::listed_response(admin::Listed listed, std::string_view key, int allowed_status,
+                              bool with_body) {
   Response r;
   const bool allowed = listed == admin::Listed::kAllowlisted;
   r.status = allowed ? allowed_status : 403;
   metrics_.record_listed(allowed);
+  if (options_.stats != nullptr) options_.stats->record(key, allowed, Micros{0});
   if (!with_body) {
     r.content_type = {};
     return r;

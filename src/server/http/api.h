@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "admin/access_lists.h"
+#include "admin/overrides.h"
+#include "admin/stats.h"
 #include "floodgate/limiter.h"
 #include "floodgate/memory_store.h"
 #include "observe/metrics.h"
@@ -57,6 +59,13 @@ struct Response {
   std::string_view content_type = "application/json";  // a static string, or empty
   std::string body;
   std::vector<std::pair<std::string_view, std::string>> headers;  // names are static strings
+
+  // A stream (Server-Sent Events) when set: the head and `body` go out without a length, then
+  // every `stream_every` the transport calls next() on its own thread and sends what it returns,
+  // until it returns nullopt, the client goes away or the server stops; then the connection
+  // closes. next() must not block.
+  std::function<std::optional<std::string>()> next;
+  std::chrono::milliseconds stream_every{1000};
 };
 
 // Route: an endpoint another front serves through this server (POST /json: the Envoy rate limit
@@ -81,6 +90,12 @@ struct ApiOptions {
   Route* json_route = nullptr;
   // The allowlist and blocklist, asked before every check; null: none. Borrowed.
   const admin::AccessLists* lists = nullptr;
+  // Runtime overrides of a key's policy (POST /admin/limits), asked before every check; null:
+  // none. Borrowed.
+  const admin::Overrides* overrides = nullptr;
+  // The admin side's recent figures (decisions per second, latency, top denied keys); null: not
+  // kept. Borrowed.
+  admin::Stats* stats = nullptr;
   // Appends more series to GET /metrics (the Envoy rate limit service's).
   std::function<void(std::string&)> extra_metrics = nullptr;
 };
@@ -162,7 +177,8 @@ class Api final : public Handler {
   void start_check(Exchange& x);
   void finish(Exchange& x);
   Response ready() const;
-  Response listed_response(admin::Listed listed, int allowed_status, bool with_body);
+  Response listed_response(admin::Listed listed, std::string_view key, int allowed_status,
+                           bool with_body);
   Response decision_response(const Decision& d, const Policy& policy, int allowed_status,
                              int denied_status, bool with_body, bool degraded);
 

@@ -167,6 +167,37 @@ struct HttpServer::Impl {
     co_await asio::async_write(s.stream, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
   }
 
+  // stream(): a streamed response (Response::next): the head without a length, then a part
+  // every stream_every until the source ends, the client leaves or the server stops.
+  asio::awaitable<void> stream(Session& s, const Response& response, unsigned version) {
+    std::string& out = s.out;
+    out.clear();
+    auto it = std::back_inserter(out);
+    fmt::format_to(it, "HTTP/1.{} {} OK\r\nServer: floodgate\r\n", version == 10 ? 0 : 1,
+                   response.status);
+    if (!response.content_type.empty()) {
+      fmt::format_to(it, "Content-Type: {}\r\n", response.content_type);
+    }
+    for (const auto& [name, value] : response.headers) {
+      fmt::format_to(it, "{}: {}\r\n", name, value);
+    }
+    out += "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    out += response.body;
+    asio::steady_timer pause(s.stream.get_executor());
+    for (;;) {
+      s.stream.expires_after(options.request_timeout);
+      auto [ec, n] = co_await asio::async_write(s.stream, asio::buffer(out),
+                                                asio::as_tuple(asio::use_awaitable));
+      if (ec || stopping.load()) break;
+      pause.expires_after(response.stream_every);
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (stopping.load()) break;
+      std::optional<std::string> part = response.next();
+      if (!part) break;
+      out = std::move(*part);
+    }
+  }
+
   std::optional<ApiError> check_header_size(const bhttp::request<bhttp::string_body>& req) const {
     std::size_t bytes = req.method_string().size() + req.target().size() + 12;
     std::size_t fields = 0;
@@ -272,6 +303,10 @@ struct HttpServer::Impl {
         api.record_status(500);
       }
       co_await s.reply.answer();
+      if (s.reply.response.next && req.method() != bhttp::verb::head) {
+        co_await stream(s, s.reply.response, req.version());
+        break;
+      }
       const bool keep_alive = req.keep_alive() && !stopping.load();
       co_await write(s, s.reply.response, req.version(), keep_alive,
                      req.method() == bhttp::verb::head);

@@ -185,6 +185,24 @@ void MemoryStore::check(std::span<const CheckOp> ops, std::span<Outcome> outcome
   done.complete();
 }
 
+std::size_t MemoryStore::erase(std::string_view key) {
+  std::size_t dropped = 0;
+  for (int a = 0; a < kAlgorithmCount; ++a) {
+    const auto algorithm = static_cast<Algorithm>(a);
+    const KeyHash hash = core::hash_key(algorithm, key);
+    Shard& shard = shards_[hash.high & shard_mask_];
+    ExclusiveLock exclusive(shard.lock);
+    dropped += algorithm == Algorithm::kSlidingWindowLog ? shard.logs.erase(hash)
+                                                         : shard.slots.erase(hash);
+  }
+  return dropped;
+}
+
+void MemoryStore::reset(std::string_view key, std::function<void(StoreStatus)> done) {
+  erase(key);
+  done(StoreStatus::kOk);
+}
+
 std::size_t MemoryStore::sweep() {
   const Micros now = clock_.now();
   std::size_t dropped = 0;

@@ -22,6 +22,7 @@
 #include "store/redis/resp.h"
 #include "store/redis/scripts.h"
 #include "store/redis/sentinel.h"
+#include "store/redis/subscriber.h"
 
 namespace floodgate {
 namespace {
@@ -34,6 +35,8 @@ using redis::Reply;
 using redis::SteadyTime;
 
 constexpr auto kRelaxed = std::memory_order_relaxed;
+// Commands beside the decisions (reset, the admin side's state) wait at least this long.
+constexpr std::chrono::milliseconds kAdminTimeout{1000};
 
 // Short names keep keys (and Redis' memory per key) small.
 std::string_view short_name(Algorithm algorithm) {
@@ -142,6 +145,7 @@ struct redis::StoreImpl {
   std::unique_ptr<redis::SentinelWatcher> sentinel;      // redis+sentinel:// only
   std::vector<std::unique_ptr<Connection>> connections;  // the pool, on `io` (not in a cluster)
   std::unique_ptr<redis::ClusterRouter> cluster;         // redis+cluster:// only
+  std::unique_ptr<redis::Subscriber> subscriber;         // subscribe(); io thread after start
 
   // Lanes: connections adopted by other threads' event loops (RedisStore::adopt).
   using Lane = redis::Lane;
@@ -223,6 +227,7 @@ struct redis::StoreImpl {
   ~StoreImpl() {
     asio::post(io, [this] {
       if (sentinel) sentinel->stop();
+      if (subscriber) subscriber->stop();
       if (cluster) cluster->stop();
       for (auto& c : connections) c->stop();
       work.reset();
@@ -471,11 +476,6 @@ class WireCall : public Call {
 
   redis::StoreImpl& store_;
 
- private:
-  static constexpr int kMaxRedirects = 5;
-
-  redis::CircuitBreaker& breaker() { return target_.node ? target_.node->breaker : store_.breaker; }
-
   // sent_again(): true when `error` asks for the call to be sent again and it was (or will be).
   bool sent_again(std::string_view error) {
     if (error.rfind("NOSCRIPT", 0) == 0 && !full_script_) {
@@ -520,6 +520,11 @@ class WireCall : public Call {
     }
     return false;
   }
+
+  redis::CircuitBreaker& breaker() { return target_.node ? target_.node->breaker : store_.breaker; }
+
+ private:
+  static constexpr int kMaxRedirects = 5;
 
   void retry_after(std::chrono::milliseconds delay) {
     if (std::chrono::steady_clock::now() + delay >= deadline) {
@@ -647,6 +652,72 @@ class ScriptCalls final : public WireCall {
 
   std::vector<ScriptCall*> members_;
   std::vector<const CheckOp*> ops_;
+};
+
+// CommandCall: one command beside the decisions (RedisStore::command): its reply, whatever its
+// type, goes to the caller; it follows MOVED, ASK and TRYAGAIN like a script call. It does not
+// move the circuit breaker: the admin side's rare commands must not open it for the checks.
+class CommandCall final : public WireCall {
+ public:
+  CommandCall(redis::StoreImpl& store, std::string command, std::function<void(RedisValue)> done,
+              SteadyTime until)
+      : WireCall(store), command_(std::move(command)), done_(std::move(done)) {
+    deadline = until;
+  }
+
+  void on_reply(Reply reply) override {
+    if (reply->type == REDIS_REPLY_ERROR && sent_again(redis::text(*reply))) return;
+    auto done = std::move(done_);
+    delete this;
+    done(convert(*reply));
+  }
+  void on_failure(StoreStatus status) override { fail_all(status); }
+
+ private:
+  static RedisValue convert(const redisReply& r) {
+    RedisValue v;
+    switch (r.type) {
+      case REDIS_REPLY_INTEGER:
+        v.type = RedisValue::Type::kInteger;
+        v.integer = r.integer;
+        break;
+      case REDIS_REPLY_STRING:
+        v.type = RedisValue::Type::kString;
+        v.text = std::string(redis::text(r));
+        break;
+      case REDIS_REPLY_STATUS:
+        v.type = RedisValue::Type::kStatus;
+        v.text = std::string(redis::text(r));
+        break;
+      case REDIS_REPLY_ERROR:
+        v.type = RedisValue::Type::kError;
+        v.text = std::string(redis::text(r));
+        break;
+      case REDIS_REPLY_ARRAY:
+        v.type = RedisValue::Type::kArray;
+        v.elements.reserve(r.elements);
+        for (std::size_t i = 0; i < r.elements; ++i) v.elements.push_back(convert(*r.element[i]));
+        break;
+      default:
+        break;  // nil
+    }
+    return v;
+  }
+
+  std::size_t checks() const override { return 0; }
+  void format(std::string& out, bool /*full_script*/) const override { out += command_; }
+  void deliver_all(redisReply* const* /*elements*/) override {}  // on_reply() is overridden
+  void fail_all(StoreStatus status) override {
+    auto done = std::move(done_);
+    delete this;
+    RedisValue v;
+    v.type = RedisValue::Type::kFailed;
+    v.text = status == StoreStatus::kTimeout ? "timed out" : "not connected";
+    done(std::move(v));
+  }
+
+  std::string command_;
+  std::function<void(RedisValue)> done_;
 };
 
 // AskingCall: the reply to the ASKING sent before a call redirected by ASK; nothing to do.
@@ -875,6 +946,68 @@ void RedisStore::check(std::span<const CheckOp> ops, std::span<Outcome> outcomes
     post = !std::exchange(impl_->shared_seal_posted, true);
   }
   if (post) asio::post(impl_->io, [impl = impl_.get()] { impl->seal_shared(); });
+}
+
+void RedisStore::command(std::vector<std::string> args, std::string routing_key,
+                         std::chrono::milliseconds timeout, std::function<void(RedisValue)> done) {
+  std::string encoded;
+  std::vector<std::string_view> views(args.begin(), args.end());
+  redis::append_command(encoded, views);
+  const SteadyTime until = std::chrono::steady_clock::now() + timeout;
+  // Routed on the store's loop, which owns the cluster's slot map.
+  asio::post(impl_->io, [impl = impl_.get(), encoded = std::move(encoded),
+                         key = std::move(routing_key), done = std::move(done), until]() mutable {
+    auto* call = new CommandCall(*impl, std::move(encoded), std::move(done), until);
+    if (impl->cluster) {
+      redis::ClusterRouter::Node* node = impl->cluster->route(redis::key_slot(key));
+      if (node == nullptr) impl->cluster->refresh_soon();
+      call->aim(Target{node, false});
+      if (node == nullptr) {
+        call->on_failure(StoreStatus::kUnavailable);
+        return;
+      }
+    }
+    call->send();
+  });
+}
+
+void RedisStore::subscribe(std::string channel, std::function<void(std::string_view)> on_message,
+                           std::function<void()> on_subscribed) {
+  if (impl_->options.tls) {
+    impl_->log("info", "redis: no pub/sub over TLS; " + channel + " is followed by polling only");
+    return;
+  }
+  asio::post(impl_->io, [impl = impl_.get(), channel = std::move(channel),
+                         on_message = std::move(on_message),
+                         on_subscribed = std::move(on_subscribed)]() mutable {
+    if (impl->subscriber) return;
+    auto where = [impl]() -> redis::Subscriber::Addresses {
+      if (impl->cluster) return impl->options.cluster_seeds;
+      return {impl->endpoint.get()};
+    };
+    impl->subscriber = std::make_unique<redis::Subscriber>(
+        impl->io, impl->options, std::move(where), std::move(channel), std::move(on_message),
+        std::move(on_subscribed),
+        [impl](std::string_view level, std::string_view message) { impl->log(level, message); });
+    impl->subscriber->start();
+  });
+}
+
+void RedisStore::reset(std::string_view key, std::function<void(StoreStatus)> done) {
+  // Every algorithm's key(s) of one user key share its hash tag: one DEL, one slot.
+  std::vector<std::string> args = {"DEL"};
+  for (int a = 0; a < kAlgorithmCount; ++a) {
+    const auto algorithm = static_cast<Algorithm>(a);
+    args.push_back(redis_key(algorithm, key));
+    if (redis::key_count(algorithm) > 1) args.push_back(args.back() + ":m");
+  }
+  std::string routing = args[1];
+  command(std::move(args), std::move(routing), std::max(impl_->options.timeout, kAdminTimeout),
+          [done = std::move(done)](RedisValue v) {
+            done(v.type == RedisValue::Type::kInteger ? StoreStatus::kOk
+                 : v.text == "timed out"              ? StoreStatus::kTimeout
+                                                      : StoreStatus::kUnavailable);
+          });
 }
 
 StoreHealth RedisStore::health() const {

@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "store/redis/plain_session.h"
 #include "store/redis/resp.h"
 
 namespace floodgate::redis {
@@ -26,74 +27,15 @@ constexpr auto kPingEvery = std::chrono::seconds(1);
 constexpr auto kSilenceLimit = std::chrono::seconds(3);  // no reply for this long: dead sentinel
 constexpr auto kReaskEvery = std::chrono::milliseconds(100);
 
-std::string command(std::initializer_list<std::string_view> args) {
-  std::string out;
-  append_command(out, std::span<const std::string_view>(args.begin(), args.size()));
-  return out;
-}
-
 }  // namespace
 
-// Session: one connection to one sentinel, with its reader and a guard timer that closes the
-// socket when a step (or, once subscribed, the silence) lasts too long.
-struct SentinelWatcher::Session {
-  explicit Session(asio::io_context& io) : socket(io), guard(io), ping(io) {}
-  tcp::socket socket;
-  RespReader reader;
-  std::vector<char> buffer = std::vector<char>(16 * 1024);
-  asio::steady_timer guard;
-  asio::steady_timer ping;
-  bool closed = false;
+// Session: one connection to one sentinel.
+struct SentinelWatcher::Session : PlainSession {
+  explicit Session(asio::io_context& io) : PlainSession(io) {}
 
-  void close() {
-    closed = true;
-    boost::system::error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
-    socket.close(ignored);
-    guard.cancel();
-    ping.cancel();
-  }
-  void arm(std::chrono::steady_clock::duration limit) {
-    guard.expires_after(limit);
-    guard.async_wait([this](const boost::system::error_code& ec) {
-      if (!ec) close();
-    });
-  }
-  asio::awaitable<bool> write(std::string bytes) {
-    auto [ec, n] = co_await asio::async_write(socket, asio::buffer(bytes), kAwait);
-    (void)n;
-    co_return !ec;
-  }
-  // read(): the next reply; null when the connection failed.
-  asio::awaitable<Reply> read() {
-    for (;;) {
-      if (Reply r = reader.next()) co_return r;
-      if (reader.failed()) co_return nullptr;
-      auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), kAwait);
-      if (ec) co_return nullptr;
-      if (!reader.feed({buffer.data(), n})) co_return nullptr;
-    }
-  }
-  // open(): connects and authenticates; "" or what went wrong.
   asio::awaitable<std::string> open(const std::string& host, std::uint16_t port,
                                     const RedisOptions& options) {
-    arm(options.connect_timeout);
-    tcp::resolver resolver(socket.get_executor());
-    auto [rec, endpoints] = co_await resolver.async_resolve(
-        host, std::to_string(port), asio::ip::resolver_base::numeric_service, kAwait);
-    if (rec) co_return "cannot resolve: " + rec.message();
-    auto [cec, endpoint] = co_await asio::async_connect(socket, endpoints, kAwait);
-    (void)endpoint;
-    if (cec)
-      co_return closed ? std::string("timed out connecting") : "cannot connect: " + cec.message();
-    if (!options.sentinel_password.empty()) {
-      std::string auth = command({"AUTH", options.sentinel_password});
-      if (!co_await write(std::move(auth))) co_return std::string("AUTH failed");
-      Reply r = co_await read();
-      if (!r) co_return std::string("no answer to AUTH");
-      if (r->type == REDIS_REPLY_ERROR) co_return "AUTH: " + std::string(text(*r));
-    }
-    co_return std::string("");
+    return PlainSession::open(host, port, "", options.sentinel_password, options.connect_timeout);
   }
   // master(): asks where `name` is; "" and the address, or what went wrong.
   asio::awaitable<std::string> master(const std::string& name, std::string& host,
@@ -199,18 +141,7 @@ asio::awaitable<std::string> SentinelWatcher::subscribe_session(const std::strin
   if (!co_await s->write(std::move(subscribe))) co_return std::string("cannot subscribe");
   s->arm(kSilenceLimit);
   // A PING a second keeps the silence guard from firing on a quiet but healthy sentinel.
-  asio::co_spawn(
-      io_,
-      [s]() -> asio::awaitable<void> {
-        while (!s->closed) {
-          s->ping.expires_after(kPingEvery);
-          auto [ec] = co_await s->ping.async_wait(kAwait);
-          if (ec || s->closed) break;
-          std::string ping = command({"PING"});
-          if (!co_await s->write(std::move(ping))) break;
-        }
-      },
-      asio::detached);
+  PlainSession::keep_alive(s, kPingEvery);
   for (;;) {
     Reply r = co_await s->read();
     if (!r) break;

@@ -1,0 +1,273 @@
+#include "admin/redis_fleet.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <future>
+#include <set>
+#include <tuple>
+
+#include <fmt/format.h>
+
+#include "admin/records.h"
+
+namespace floodgate::admin {
+namespace {
+
+const std::string kRecords = "fg:admin:{fg}:records";
+const std::string kVersion = "fg:admin:{fg}:version";
+const std::string kChannel = "fg:admin:{fg}:changes";
+const std::string kInstances = "fg:admin:{fg}:instances";
+const std::string kReportPrefix = "fg:admin:{fg}:report:";
+constexpr std::chrono::milliseconds kTimeout{1000};
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string why(const RedisValue& v) {
+  return v.type == RedisValue::Type::kFailed ? "redis: " + v.text : v.text;
+}
+
+}  // namespace
+
+RedisFleet::RedisFleet(RedisStore& redis, AccessLists& lists, Overrides& overrides,
+                       Options options)
+    : redis_(redis), lists_(lists), overrides_(overrides), options_(std::move(options)) {
+  redis_.subscribe(
+      kChannel,
+      [this](std::string_view message) {
+        std::int64_t version = -1;
+        std::from_chars(message.data(), message.data() + message.size(), version);
+        std::lock_guard lock(mu_);
+        announced_ = std::max(announced_, version);
+        wake_.notify_all();
+      },
+      [this] {
+        // (Re)subscribed: whatever was announced meanwhile was missed.
+        std::lock_guard lock(mu_);
+        reload_wanted_ = true;
+        wake_.notify_all();
+      });
+  thread_ = std::thread([this] { run(); });
+}
+
+RedisFleet::~RedisFleet() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    wake_.notify_all();
+  }
+  thread_.join();
+}
+
+std::int64_t RedisFleet::applied_version() const {
+  std::lock_guard lock(mu_);
+  return applied_;
+}
+
+std::vector<std::string> RedisFleet::reports() const {
+  std::lock_guard lock(mu_);
+  return reports_;
+}
+
+void RedisFleet::save(const std::string& id, const std::string& record,
+                      const std::vector<std::string>& replaces, Done done) {
+  if (!replaces.empty()) {
+    // Sent before the HSET on the same connection: Redis runs them in order.
+    std::vector<std::string> del = {"HDEL", kRecords};
+    del.insert(del.end(), replaces.begin(), replaces.end());
+    redis_.command(std::move(del), kRecords, kTimeout, [](RedisValue) {});
+  }
+  redis_.command({"HSET", kRecords, id, record}, kRecords, kTimeout,
+                 [this, done = std::move(done)](RedisValue v) mutable {
+                   if (!v.ok()) {
+                     done(why(v));
+                     return;
+                   }
+                   changed(std::move(done));
+                 });
+}
+
+void RedisFleet::erase(const std::string& id, Done done) {
+  redis_.command({"HDEL", kRecords, id}, kRecords, kTimeout,
+                 [this, done = std::move(done)](RedisValue v) mutable {
+                   if (!v.ok()) {
+                     done(why(v));
+                     return;
+                   }
+                   changed(std::move(done));
+                 });
+}
+
+void RedisFleet::changed(Done done) {
+  redis_.command({"INCR", kVersion}, kVersion, kTimeout,
+                 [this, done = std::move(done)](RedisValue v) {
+                   if (v.type != RedisValue::Type::kInteger) {
+                     done(why(v));
+                     return;
+                   }
+                   const std::string version = std::to_string(v.integer);
+                   redis_.command({"PUBLISH", kChannel, version}, kChannel, kTimeout,
+                                  [](RedisValue) {});
+                   {
+                     std::lock_guard lock(mu_);
+                     announced_ = std::max(announced_, v.integer);
+                     wake_.notify_all();
+                   }
+                   done("");
+                 });
+}
+
+namespace {
+
+// call(): a command, waited for (the fleet's own thread only).
+RedisValue call(RedisStore& redis, std::vector<std::string> args, const std::string& routing) {
+  std::promise<RedisValue> promise;
+  auto reply = promise.get_future();
+  redis.command(std::move(args), routing, kTimeout,
+                [&promise](RedisValue v) { promise.set_value(std::move(v)); });
+  return reply.get();
+}
+
+}  // namespace
+
+void RedisFleet::reload() {
+  const RedisValue version = call(redis_, {"GET", kVersion}, kVersion);
+  if (!version.ok()) return;
+  std::int64_t v = 0;
+  if (version.type == RedisValue::Type::kString) {
+    std::from_chars(version.text.data(), version.text.data() + version.text.size(), v);
+  }
+  const RedisValue all = call(redis_, {"HGETALL", kRecords}, kRecords);
+  if (all.type != RedisValue::Type::kArray) return;
+  const Micros now =
+      std::chrono::duration_cast<Micros>(std::chrono::system_clock::now().time_since_epoch());
+  std::vector<ListEntry> entries;
+  std::vector<Override> overrides;
+  std::vector<std::string> expired = {"HDEL", kRecords};  // and superseded
+  std::size_t damaged = 0;
+  for (std::size_t i = 0; i + 1 < all.elements.size(); i += 2) {
+    const std::string& id = all.elements[i].text;
+    auto parsed = parse_record(all.elements[i + 1].text);
+    if (!parsed) {
+      ++damaged;
+      continue;
+    }
+    if (auto* e = std::get_if<ListEntry>(&*parsed)) {
+      if (e->expires.count() != 0 && e->expires <= now) {
+        expired.push_back(id);
+      } else {
+        entries.push_back(std::move(*e));
+      }
+      continue;
+    }
+    auto& o = std::get<Override>(*parsed);
+    if (o.expires.count() != 0 && o.expires <= now) {
+      expired.push_back(id);
+    } else if (auto built = overrides_.build(std::move(o))) {
+      overrides.push_back(std::move(*built));
+    } else {
+      ++damaged;
+    }
+  }
+  // Two instances that set the same key at once leave two records: the newer one stays.
+  std::stable_sort(entries.begin(), entries.end(),
+                   [](const ListEntry& a, const ListEntry& b) { return a.created > b.created; });
+  std::set<std::tuple<ListKind, bool, std::string>> seen_entries;
+  std::erase_if(entries, [&](const ListEntry& e) {
+    if (seen_entries.emplace(e.list, e.is_ip, e.value).second) return false;
+    expired.push_back(e.id);
+    return true;
+  });
+  std::stable_sort(overrides.begin(), overrides.end(),
+                   [](const Override& a, const Override& b) { return a.created > b.created; });
+  std::set<std::tuple<bool, std::string, std::string>> seen_overrides;
+  std::erase_if(overrides, [&](const Override& o) {
+    if (seen_overrides.emplace(o.prefix, o.key, o.rule).second) return false;
+    expired.push_back(o.id);
+    return true;
+  });
+  std::reverse(entries.begin(), entries.end());  // oldest first, as the lists show them
+  lists_.replace_all(std::move(entries));
+  overrides_.replace_all(std::move(overrides));
+  if (expired.size() > 2) redis_.command(std::move(expired), kRecords, kTimeout, [](RedisValue) {});
+  if (damaged > 0 && options_.log) {
+    options_.log("warn", fmt::format("admin: {} stored record(s) could not be read", damaged));
+  }
+  std::lock_guard lock(mu_);
+  applied_ = v;
+}
+
+void RedisFleet::publish_report() {
+  const std::string report = options_.report ? options_.report() : std::string("{}");
+  const std::int64_t now = wall_ms();
+  const std::string key = kReportPrefix + options_.instance_id;
+  redis_.command({"SET", key, report, "PX", std::to_string(options_.report_ttl.count())}, key,
+                 kTimeout, [](RedisValue) {});
+  redis_.command({"ZADD", kInstances, std::to_string(now), options_.instance_id}, kInstances,
+                 kTimeout, [](RedisValue) {});
+  const std::string oldest = std::to_string(now - options_.report_ttl.count());
+  redis_.command({"ZREMRANGEBYSCORE", kInstances, "-inf", "(" + oldest}, kInstances, kTimeout,
+                 [](RedisValue) {});
+  const RedisValue ids = call(redis_, {"ZRANGEBYSCORE", kInstances, oldest, "+inf"}, kInstances);
+  std::vector<std::string> reports;
+  if (ids.type == RedisValue::Type::kArray && !ids.elements.empty()) {
+    std::vector<std::string> get = {"MGET"};
+    for (const RedisValue& id : ids.elements) get.push_back(kReportPrefix + id.text);
+    const RedisValue values = call(redis_, std::move(get), kInstances);
+    if (values.type == RedisValue::Type::kArray) {
+      for (const RedisValue& r : values.elements) {
+        if (r.type == RedisValue::Type::kString) reports.push_back(r.text);
+      }
+    }
+  }
+  if (reports.empty()) reports.push_back(report);  // Redis unreachable: at least this instance
+  std::lock_guard lock(mu_);
+  reports_ = std::move(reports);
+}
+
+void RedisFleet::run() {
+  auto next_poll = std::chrono::steady_clock::now();
+  auto next_report = next_poll;
+  for (;;) {
+    bool reload_now = false;
+    {
+      std::unique_lock lock(mu_);
+      wake_.wait_until(lock, std::min(next_poll, next_report), [&] {
+        return stopping_ || reload_wanted_ || announced_ > applied_;
+      });
+      if (stopping_) return;
+      reload_now = reload_wanted_ || announced_ > applied_;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!reload_now && now >= next_poll) {
+      const RedisValue version = call(redis_, {"GET", kVersion}, kVersion);
+      std::int64_t v = 0;
+      if (version.type == RedisValue::Type::kString) {
+        std::from_chars(version.text.data(), version.text.data() + version.text.size(), v);
+      }
+      std::lock_guard lock(mu_);
+      reload_now = version.ok() && v != applied_;
+    }
+    if (now >= next_poll) next_poll = now + options_.poll_every;
+    if (reload_now) {
+      {
+        std::lock_guard lock(mu_);
+        reload_wanted_ = false;  // a failed reload waits for the next poll, not a spin
+      }
+      reload();
+      // Redis unreachable: try again at the next poll rather than spin.
+      std::lock_guard lock(mu_);
+      if (announced_ > applied_) announced_ = applied_;
+    }
+    if (std::chrono::steady_clock::now() >= next_report) {
+      publish_report();
+      next_report = std::chrono::steady_clock::now() + options_.report_every;
+    }
+  }
+}
+
+}  // namespace floodgate::admin

@@ -1,0 +1,84 @@
+// File: admin/redis_fleet.h
+//
+// RedisFleet: the Fleet kept in the Redis the decisions use (standalone, Sentinel or Cluster).
+//
+//   fg:admin:{fg}:records            HASH id -> record (list entries and overrides)
+//   fg:admin:{fg}:version            a counter, INCR'd by every change
+//   fg:admin:{fg}:changes            the channel each change's new version is PUBLISHed on
+//   fg:admin:{fg}:instances          ZSET instance id -> last report time (ms)
+//   fg:admin:{fg}:report:<instance>  the instance's stats report, with a TTL of 10 s
+//
+// One hash tag: one Cluster slot. Every instance holds the records as its local snapshots
+// (AccessLists, Overrides) and reloads them all when the version moves: at once when a change is
+// announced on the channel, and by a poll of the version every 250 ms, so a lost message or a
+// reconnect cannot leave an instance stale for more than that. Expiry is checked on read (and an
+// expired record is deleted by whoever loads it). Records survive restarts of floodgate: an
+// instance loads them as it starts. Each instance writes its report every 2 s; a dead instance's
+// report expires and it drops out of the fleet.
+//
+// Thread-safety: every member may be called from any thread. The work runs on a thread of its own
+// and on the store's.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "admin/access_lists.h"
+#include "admin/fleet.h"
+#include "admin/overrides.h"
+#include "floodgate/redis_store.h"
+
+namespace floodgate::admin {
+
+class RedisFleet final : public Fleet {
+ public:
+  struct Options {
+    std::string instance_id;
+    // report(): this instance's stats report (JSON), written every report_every.
+    std::function<std::string()> report;
+    std::chrono::milliseconds poll_every{250};
+    std::chrono::milliseconds report_every{2000};
+    std::chrono::milliseconds report_ttl{10000};
+    std::function<void(std::string_view level, std::string_view message)> log;
+  };
+
+  // Everything is borrowed and must outlive the fleet. Starts at once.
+  RedisFleet(RedisStore& redis, AccessLists& lists, Overrides& overrides, Options options);
+  ~RedisFleet() override;
+
+  void save(const std::string& id, const std::string& record,
+            const std::vector<std::string>& replaces, Done done) override;
+  void erase(const std::string& id, Done done) override;
+  std::vector<std::string> reports() const override;
+
+  // applied_version(): the version of the records this instance holds (-1: none loaded yet).
+  std::int64_t applied_version() const;
+
+ private:
+  void run();
+  void reload();
+  void publish_report();
+  void changed(Done done);
+
+  RedisStore& redis_;
+  AccessLists& lists_;
+  Overrides& overrides_;
+  Options options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  bool stopping_ = false;                 // guarded by mu_
+  bool reload_wanted_ = true;             // guarded by mu_
+  std::int64_t announced_ = -1;           // guarded by mu_: the newest version announced
+  std::int64_t applied_ = -1;             // guarded by mu_
+  std::vector<std::string> reports_;      // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace floodgate::admin

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs tests/node/dashboard.test.mjs: the admin port's live dashboard (GET /) in Debian's headless
+# Chromium, driven through puppeteer-core, against the real floodgate binary: the page asks for the
+# admin token, streams the stats, shows denied traffic and the top limited key, and blocklists and
+# un-blocklists a key through its forms (checked on the check port). Saves dashboard.png into
+# $FLOODGATE_ARTIFACT_DIR (default: the system's temporary directory).
+# Installs the pinned npm packages first (`npm ci` into tests/node/node_modules, which is gitignored)
+# when they are missing or package-lock.json changed since the last install; puppeteer-core never
+# downloads a browser.
+# Exits 77 (CTest's SKIP_RETURN_CODE) only when node or npm is missing or `npm ci` fails (no network
+# to the npm registry). A missing /usr/bin/chromium (or $FLOODGATE_CHROMIUM) is a failure, not a
+# skip: scripts/install-deps.sh installs it. Bounded to 240 s in all.
+#
+#   tests/scripts/dashboard_test.sh BINARY [SOURCE_DIR]
+#   e.g. tests/scripts/dashboard_test.sh build/release/src/floodgate .
+#
+set -euo pipefail
+
+# The whole run is bounded: on expiry timeout signals this script's process group (npm, node, and
+# the floodgate and Chromium the test started stay in it).
+if [[ -z ${FG_DASHBOARD_BOUNDED:-} ]]; then
+  FG_DASHBOARD_BOUNDED=1 exec timeout -k 10 240 "$0" "$@"
+fi
+
+if [[ $# -lt 1 || $# -gt 2 ]]; then
+  echo "usage: $0 FLOODGATE_BINARY [FLOODGATE_SOURCE_DIR]" >&2
+  exit 2
+fi
+binary=$(realpath -- "$1")
+root=$(cd "${2:-$(dirname "$0")/../..}" && pwd)
+node_dir="$root/tests/node"
+chromium=${FLOODGATE_CHROMIUM:-/usr/bin/chromium}
+
+[[ -x $binary ]] || { echo "FAIL: no executable floodgate binary at $binary" >&2; exit 1; }
+[[ -f $node_dir/package-lock.json ]] || { echo "FAIL: no $node_dir/package-lock.json" >&2; exit 1; }
+
+for tool in node npm; do
+  command -v "$tool" > /dev/null 2>&1 || {
+    echo "SKIP: $tool is not installed (Debian: nodejs, npm)"
+    exit 77
+  }
+done
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [[ $node_major -lt 18 ]]; then
+  echo "FAIL: node $(node --version) is too old for node:test and puppeteer-core (18 or newer needed)" >&2
+  exit 1
+fi
+if [[ ! -x $chromium ]]; then
+  echo "FAIL: no Chromium at $chromium (Debian: apt-get install chromium; scripts/install-deps.sh" \
+       "installs it)" >&2
+  exit 1
+fi
+
+# npm writes node_modules/.package-lock.json on every install: a lock file newer than it means the
+# pinned set changed since.
+if [[ ! -f $node_dir/node_modules/.package-lock.json ||
+      $node_dir/package-lock.json -nt $node_dir/node_modules/.package-lock.json ]]; then
+  echo "npm ci in $node_dir"
+  if ! (cd "$node_dir" && timeout 180 npm ci --no-audit --no-fund); then
+    echo "SKIP: npm ci failed in $node_dir (offline, or the npm registry cannot be reached?)"
+    exit 77
+  fi
+fi
+
+cd "$root"
+echo "node $(node --version), $("$chromium" --version 2>/dev/null || echo "$chromium"), floodgate $binary"
+FLOODGATE_BINARY=$binary FLOODGATE_SOURCE_DIR=$root FLOODGATE_CHROMIUM=$chromium \
+  exec node --test tests/node/dashboard.test.mjs
