@@ -150,9 +150,9 @@ std::variant<Override, Overrides::AddError> Overrides::add(
     if (same(e)) same_ids.push_back(e.id);
   }
   if (entries_.size() - same_ids.size() >= max_entries_) {
-    return AddError{409, "list_full", field,
-                    fmt::format("{} overrides are set, the limit (ADMIN_MAX_ENTRIES)",
-                                entries_.size())};
+    return AddError{
+        409, "list_full", field,
+        fmt::format("{} overrides are set, the limit (ADMIN_MAX_ENTRIES)", entries_.size())};
   }
   std::erase_if(entries_, same);
   if (replaced != nullptr) *replaced = std::move(same_ids);

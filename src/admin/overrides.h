@@ -35,15 +35,15 @@
 namespace floodgate::admin {
 
 struct Override {
-  std::string id;  // "ov_…", random
-  std::string key;      // the key, or the prefix when `prefix`
+  std::string id;   // "ov_…", random
+  std::string key;  // the key, or the prefix when `prefix`
   bool prefix = false;
-  std::string rule;     // empty: every check of the key
-  PolicySpec spec;      // the algorithm and parameters as given
+  std::string rule;                                    // empty: every check of the key
+  PolicySpec spec;                                     // the algorithm and parameters as given
   Policy policy = Policy::token_bucket(1, 1).value();  // built from `spec`
-  std::string added_by;  // the address the admin request came from
-  Micros created{0};     // wall time
-  Micros expires{0};     // wall time; 0: never
+  std::string added_by;                                // the address the admin request came from
+  Micros created{0};                                   // wall time
+  Micros expires{0};                                   // wall time; 0: never
 };
 
 // NewOverride: what an admin request asks for (validated by add()).
@@ -101,7 +101,7 @@ class Overrides {
   const std::size_t max_entries_;
   const PolicyDefaults defaults_;
   mutable std::mutex mu_;
-  std::vector<Override> entries_;     // guarded by mu_
+  std::vector<Override> entries_;       // guarded by mu_
   Micros next_expiry_ = Micros::max();  // guarded by mu_
   Published<Snapshot> published_;
 };

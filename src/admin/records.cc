@@ -77,9 +77,9 @@ void append_policy_fields(std::string& out, const PolicySpec& spec) {
     append_json_string(out, *spec.algorithm);
   }
   const std::pair<const char*, const std::optional<Number>*> fields[] = {
-      {"limit", &spec.limit},           {"capacity", &spec.capacity},
-      {"burst", &spec.burst},           {"refill_rate", &spec.refill_rate},
-      {"leak_rate", &spec.leak_rate},   {"window", &spec.window},
+      {"limit", &spec.limit},         {"capacity", &spec.capacity},
+      {"burst", &spec.burst},         {"refill_rate", &spec.refill_rate},
+      {"leak_rate", &spec.leak_rate}, {"window", &spec.window},
       {"window_ms", &spec.window_ms}};
   for (const auto& [name, value] : fields) {
     if (!value->has_value()) continue;

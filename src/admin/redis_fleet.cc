@@ -33,8 +33,7 @@ std::string why(const RedisValue& v) {
 
 }  // namespace
 
-RedisFleet::RedisFleet(RedisStore& redis, AccessLists& lists, Overrides& overrides,
-                       Options options)
+RedisFleet::RedisFleet(RedisStore& redis, AccessLists& lists, Overrides& overrides, Options options)
     : redis_(redis), lists_(lists), overrides_(overrides), options_(std::move(options)) {
   redis_.subscribe(
       kChannel,
@@ -103,22 +102,21 @@ void RedisFleet::erase(const std::string& id, Done done) {
 }
 
 void RedisFleet::changed(Done done) {
-  redis_.command({"INCR", kVersion}, kVersion, kTimeout,
-                 [this, done = std::move(done)](RedisValue v) {
-                   if (v.type != RedisValue::Type::kInteger) {
-                     done(why(v));
-                     return;
-                   }
-                   const std::string version = std::to_string(v.integer);
-                   redis_.command({"PUBLISH", kChannel, version}, kChannel, kTimeout,
-                                  [](RedisValue) {});
-                   {
-                     std::lock_guard lock(mu_);
-                     announced_ = std::max(announced_, v.integer);
-                     wake_.notify_all();
-                   }
-                   done("");
-                 });
+  redis_.command(
+      {"INCR", kVersion}, kVersion, kTimeout, [this, done = std::move(done)](RedisValue v) {
+        if (v.type != RedisValue::Type::kInteger) {
+          done(why(v));
+          return;
+        }
+        const std::string version = std::to_string(v.integer);
+        redis_.command({"PUBLISH", kChannel, version}, kChannel, kTimeout, [](RedisValue) {});
+        {
+          std::lock_guard lock(mu_);
+          announced_ = std::max(announced_, v.integer);
+          wake_.notify_all();
+        }
+        done("");
+      });
 }
 
 namespace {
@@ -236,9 +234,8 @@ void RedisFleet::run() {
     bool reload_now = false;
     {
       std::unique_lock lock(mu_);
-      wake_.wait_until(lock, std::min(next_poll, next_report), [&] {
-        return stopping_ || reload_wanted_ || announced_ > applied_;
-      });
+      wake_.wait_until(lock, std::min(next_poll, next_report),
+                       [&] { return stopping_ || reload_wanted_ || announced_ > applied_; });
       if (stopping_) return;
       reload_now = reload_wanted_ || announced_ > applied_;
     }

@@ -6,7 +6,7 @@
 //   fg:admin:{fg}:version            a counter, INCR'd by every change
 //   fg:admin:{fg}:changes            the channel each change's new version is PUBLISHed on
 //   fg:admin:{fg}:instances          ZSET instance id -> last report time (ms)
-//   fg:admin:{fg}:report:<instance>  the instance's stats report, with a TTL of 10 s
+//   fg:admin:{fg}:report:<instance>  the instance's stats report, with a TTL of 6 s
 //
 // One hash tag: one Cluster slot. Every instance holds the records as its local snapshots
 // (AccessLists, Overrides) and reloads them all when the version moves: at once when a change is
@@ -44,7 +44,7 @@ class RedisFleet final : public Fleet {
     std::function<std::string()> report;
     std::chrono::milliseconds poll_every{250};
     std::chrono::milliseconds report_every{2000};
-    std::chrono::milliseconds report_ttl{10000};
+    std::chrono::milliseconds report_ttl{6000};
     std::function<void(std::string_view level, std::string_view message)> log;
   };
 
@@ -73,11 +73,11 @@ class RedisFleet final : public Fleet {
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
-  bool stopping_ = false;                 // guarded by mu_
-  bool reload_wanted_ = true;             // guarded by mu_
-  std::int64_t announced_ = -1;           // guarded by mu_: the newest version announced
-  std::int64_t applied_ = -1;             // guarded by mu_
-  std::vector<std::string> reports_;      // guarded by mu_
+  bool stopping_ = false;             // guarded by mu_
+  bool reload_wanted_ = true;         // guarded by mu_
+  std::int64_t announced_ = -1;       // guarded by mu_: the newest version announced
+  std::int64_t applied_ = -1;         // guarded by mu_
+  std::vector<std::string> reports_;  // guarded by mu_
   std::thread thread_;
 };
 

@@ -16,7 +16,8 @@ constexpr std::size_t kBuckets = 4 + 29 * kSubBuckets;
 
 std::size_t bucket_of(std::int64_t us) {
   if (us < 4) return static_cast<std::size_t>(std::max<std::int64_t>(0, us));
-  const auto v = static_cast<std::uint64_t>(std::min<std::int64_t>(us, (std::int64_t{1} << 30) - 1));
+  const auto v =
+      static_cast<std::uint64_t>(std::min<std::int64_t>(us, (std::int64_t{1} << 30) - 1));
   const auto e = static_cast<int>(std::bit_width(v)) - 1;  // 2..29
   const std::size_t sub = (v >> (e - 2)) & (kSubBuckets - 1);
   return 4 + static_cast<std::size_t>(e - 2) * kSubBuckets + sub;

@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <regex>
 #include <thread>
 
@@ -258,6 +259,300 @@ TEST(AdminApi, TheEnvoyRateLimitServiceHonoursTheListsOnRemoteAddress) {
   auto allowed = ask("203.0.113.5");
   EXPECT_EQ(allowed->status, 200);
   EXPECT_THAT(allowed->body, HasSubstr(R"("overallCode":"OK")"));
+}
+
+// ---- Overrides, reset, stats, events, rules and the dashboard page ----
+
+namespace limits {
+
+std::string override_id(const std::string& body) {
+  std::smatch m;
+  return std::regex_search(body, m, std::regex(R"re("id":"(ov_[0-9a-f]{16})")re")) ? m[1].str()
+                                                                                   : "";
+}
+
+constexpr std::string_view kRules =
+    "rules:\n"
+    "  login:\n"
+    "    algorithm: fixed_window\n"
+    "    limit: 100\n"
+    "    window: 3600\n"
+    "  api:\n"
+    "    algorithm: token_bucket\n"
+    "    capacity: 50\n"
+    "    refill_rate: 1\n"
+    "    tiers:\n"
+    "      by: key_prefix\n"
+    "      pro: {capacity: 500, refill_rate: 10}\n";
+
+struct WithRules {
+  TempDir dir;
+  std::string file = dir.write("rules.yaml", std::string(kRules));
+  Admin a{{"--admin-token", std::string(kToken), "--config", file}};
+};
+
+}  // namespace limits
+
+TEST(AdminLimits, AnOverrideChangesTheNextDecisionOfItsKeyAndIsListed) {
+  Admin a;
+  EXPECT_EQ(a.check(R"({"key":"user:1"})"), 200);  // the defaults: 1000 per hour
+  auto set =
+      a.add("limits", R"({"key":"user:1","algorithm":"fixed_window","limit":2,"window":60})");
+  ASSERT_EQ(set.status, 201) << set.body;
+  EXPECT_THAT(set.body, HasSubstr(R"("key":"user:1")"));
+  EXPECT_THAT(set.body, HasSubstr(R"("rule":null)"));
+  EXPECT_THAT(set.body, HasSubstr(R"("limit":2)"));
+  const std::string id = limits::override_id(set.body);
+  ASSERT_FALSE(id.empty()) << set.body;
+  auto first = a.api.request("POST", "/v1/check", R"({"key":"user:1"})");
+  EXPECT_EQ(first->status, 200);
+  EXPECT_THAT(first->body, HasSubstr(R"("limit":2)"));
+  EXPECT_EQ(a.check(R"({"key":"user:1"})"), 200);
+  EXPECT_EQ(a.check(R"({"key":"user:1"})"), 429);
+  EXPECT_EQ(a.check(R"({"key":"user:2"})"), 200);  // other keys keep their limit
+  // An inline policy in the request is overridden too: the operator's word is the last.
+  EXPECT_EQ(a.check(R"({"key":"user:1","algorithm":"fixed_window","limit":1000,"window":60})"),
+            429);
+
+  auto listed = a.get("limits");
+  EXPECT_EQ(listed.status, 200);
+  EXPECT_THAT(listed.body, HasSubstr(R"("count":1)"));
+  EXPECT_THAT(listed.body, HasSubstr(id));
+
+  ASSERT_EQ(a.admin.request("DELETE", "/admin/limits/" + id, {}, bearer())->status, 204);
+  EXPECT_EQ(a.admin.request("DELETE", "/admin/limits/" + id, {}, bearer())->status, 404);
+  auto after = a.api.request("POST", "/v1/check", R"({"key":"user:1"})");
+  EXPECT_THAT(after->body, HasSubstr(R"("limit":1000)"));
+}
+
+TEST(AdminLimits, TheLongestPrefixWinsAndAnExactKeyBeatsEveryPrefix) {
+  Admin a;
+  ASSERT_EQ(
+      a.add("limits", R"({"key_prefix":"t:","algorithm":"fixed_window","limit":3,"window":60})")
+          .status,
+      201);
+  ASSERT_EQ(a.add("limits",
+                  R"({"key_prefix":"t:acme:","algorithm":"fixed_window","limit":5,"window":60})")
+                .status,
+            201);
+  ASSERT_EQ(
+      a.add("limits", R"({"key":"t:acme:1","algorithm":"fixed_window","limit":7,"window":60})")
+          .status,
+      201);
+  auto limit_of = [&](std::string_view key) {
+    auto r = a.api.request("POST", "/v1/inspect", "{\"key\":\"" + std::string(key) + "\"}");
+    std::smatch m;
+    return std::regex_search(r->body, m, std::regex(R"("limit":([0-9]+))")) ? std::stoi(m[1]) : -1;
+  };
+  EXPECT_EQ(limit_of("t:other"), 3);
+  EXPECT_EQ(limit_of("t:acme:2"), 5);
+  EXPECT_EQ(limit_of("t:acme:1"), 7);
+  EXPECT_EQ(limit_of("u:1"), 1000);
+}
+
+TEST(AdminLimits, AnOverrideForARuleAppliesToThatRulesChecksOnly) {
+  limits::WithRules s;
+  Admin& a = s.a;
+  ASSERT_EQ(
+      a.add("limits",
+            R"({"key":"alice","rule":"login","algorithm":"fixed_window","limit":1,"window":60})")
+          .status,
+      201);
+  EXPECT_EQ(a.check(R"({"rule":"login","key":"alice"})"), 200);
+  EXPECT_EQ(a.check(R"({"rule":"login","key":"alice"})"), 429);
+  EXPECT_EQ(a.check(R"({"rule":"api","key":"alice"})"), 200);
+  EXPECT_EQ(a.check(R"({"key":"alice"})"), 200);
+  auto unknown =
+      a.add("limits", R"({"key":"x","rule":"nope","algorithm":"gcra","limit":1,"window":1})");
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_THAT(unknown.body, HasSubstr(R"("field":"rule")"));
+}
+
+TEST(AdminLimits, OverridesExpireOnTime) {
+  Admin a;
+  auto set = a.add(
+      "limits",
+      R"({"key":"brief","algorithm":"fixed_window","limit":1,"window":60,"expires_in_s":0.3})");
+  ASSERT_EQ(set.status, 201);
+  EXPECT_THAT(set.body, Not(HasSubstr(R"("expires_at":null)")));
+  EXPECT_EQ(a.check(R"({"key":"brief"})"), 200);
+  EXPECT_EQ(a.check(R"({"key":"brief"})"), 429);
+  const auto until = std::chrono::steady_clock::now() + 3s;
+  int status = 429;
+  while (status == 429 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(50ms);
+    status = a.check(R"({"key":"brief"})");
+  }
+  EXPECT_EQ(status, 200);
+  EXPECT_THAT(a.get("limits").body, HasSubstr(R"("count":0)"));
+}
+
+TEST(AdminLimits, BadInputIsA4xxNamingTheFieldAndStoresNothing) {
+  Admin a;
+  struct Case {
+    std::string_view body;
+    int status;
+    std::string_view field;
+  };
+  const Case cases[] = {
+      {R"({"algorithm":"fixed_window","limit":1,"window":1})", 400, "key"},
+      {R"({"key":"a","key_prefix":"b","algorithm":"fixed_window","limit":1,"window":1})", 400,
+       "key"},
+      {R"({"key":"","algorithm":"fixed_window","limit":1,"window":1})", 400, "key"},
+      {R"({"key":7,"algorithm":"fixed_window","limit":1,"window":1})", 400, "key"},
+      {R"({"key":"a","limit":1,"window":1})", 400, "algorithm"},
+      {R"({"key":"a","algorithm":"leaky","limit":1,"window":1})", 400, "algorithm"},
+      {R"({"key":"a","algorithm":"fixed_window","limit":-1,"window":1})", 400, "limit"},
+      {R"({"key":"a","algorithm":"fixed_window","limit":"5","window":1})", 400, "limit"},
+      {R"({"key":"a","algorithm":"fixed_window","limit":1,"window":0})", 400, "window"},
+      {R"({"key":"a","algorithm":"fixed_window","limit":1,"window":1,"refill_rate":2})", 400,
+       "refill_rate"},
+      {R"({"key":"a","algorithm":"fixed_window","limit":1,"window":1,"expires_in_s":0})", 400,
+       "expires_in_s"},
+      {R"({"key":"a","algorithm":"fixed_window","limit":1,"window":1,"colour":"red"})", 400,
+       "colour"},
+      {R"({"key":"a","rule":"login","algorithm":"fixed_window","limit":1,"window":1})", 400,
+       "rule"},
+      {R"([1,2])", 400, ""},
+      {R"({"key":)", 400, ""},
+  };
+  for (const Case& c : cases) {
+    auto r = a.add("limits", c.body);
+    EXPECT_EQ(r.status, c.status) << c.body << " -> " << r.body;
+    if (c.field.empty()) {
+      EXPECT_THAT(r.body, HasSubstr(R"("field":null)")) << c.body;
+    } else {
+      EXPECT_THAT(r.body, HasSubstr("\"field\":\"" + std::string(c.field) + "\"")) << c.body;
+    }
+  }
+  EXPECT_THAT(a.get("limits").body, HasSubstr(R"("count":0)"));
+  EXPECT_EQ(a.admin.request("PUT", "/admin/limits", "{}", bearer())->status, 405);
+  EXPECT_EQ(a.admin.request("DELETE", "/admin/limits/ov_0000000000000000", {}, bearer())->status,
+            404);
+  EXPECT_EQ(a.admin.request("POST", "/admin/limits/x/y", "{}", bearer())->status, 404);
+  // Without a token, changes are refused.
+  Admin read_only(std::vector<std::string>{});
+  auto refused = read_only.admin.request(
+      "POST", "/admin/limits", R"({"key":"a","algorithm":"fixed_window","limit":1,"window":1})");
+  EXPECT_EQ(refused->status, 403);
+  EXPECT_THAT(refused->body, HasSubstr("admin_token_not_configured"));
+}
+
+TEST(AdminReset, AResetKeyStartsFreshForInlineChecksAndEveryRule) {
+  limits::WithRules s;
+  Admin& a = s.a;
+  const std::string inline_check =
+      R"({"key":"bob","algorithm":"fixed_window","limit":1,"window":60})";
+  EXPECT_EQ(a.check(inline_check), 200);
+  EXPECT_EQ(a.check(inline_check), 429);
+  ASSERT_EQ(
+      a.add("limits",
+            R"({"key":"bob","rule":"login","algorithm":"fixed_window","limit":1,"window":60})")
+          .status,
+      201);
+  EXPECT_EQ(a.check(R"({"rule":"login","key":"bob"})"), 200);
+  EXPECT_EQ(a.check(R"({"rule":"login","key":"bob"})"), 429);
+  // With a rule: only that rule's state.
+  auto login_only = a.add("reset", R"({"key":"bob","rule":"login"})");
+  ASSERT_EQ(login_only.status, 200) << login_only.body;
+  EXPECT_THAT(login_only.body, HasSubstr(R"("reset":true)"));
+  EXPECT_EQ(a.check(R"({"rule":"login","key":"bob"})"), 200);
+  EXPECT_EQ(a.check(inline_check), 429);
+  // Without: everything of the key.
+  ASSERT_EQ(a.add("reset", R"({"key":"bob"})").status, 200);
+  EXPECT_EQ(a.check(inline_check), 200);
+  EXPECT_EQ(a.check(R"({"rule":"login","key":"bob"})"), 200);
+  EXPECT_TRUE(a.server.wait_for_output("\\\"action\\\":\\\"reset\\\"", 2s));
+
+  EXPECT_EQ(a.add("reset", R"({})").status, 400);
+  EXPECT_THAT(a.add("reset", R"({"key":""})").body, HasSubstr(R"("field":"key")"));
+  EXPECT_THAT(a.add("reset", R"({"key":"bob","rule":"nope"})").body,
+              HasSubstr(R"("field":"rule")"));
+  EXPECT_THAT(a.add("reset", R"({"key":"bob","x":1})").body, HasSubstr(R"("field":"x")"));
+  EXPECT_EQ(a.admin.request("GET", "/admin/reset", {}, bearer())->status, 405);
+}
+
+TEST(AdminStats, CountsDecisionsByRuleTheRateTheLatencyAndTheTopDeniedKeys) {
+  limits::WithRules s;
+  Admin& a = s.a;
+  for (int i = 0; i < 5; ++i)
+    a.check(R"({"key":"hot","algorithm":"fixed_window","limit":1,"window":60})");
+  for (int i = 0; i < 3; ++i) a.check(R"({"rule":"login","key":"carol"})");
+  auto r = a.admin.request("GET", "/admin/stats", {}, bearer());
+  ASSERT_EQ(r->status, 200);
+  const std::string& b = r->body;
+  EXPECT_THAT(b, HasSubstr(R"("scope":"instance")"));
+  EXPECT_THAT(b, HasSubstr(R"("decisions":{"allowed":4,"denied":4)"));
+  EXPECT_THAT(b, HasSubstr(R"({"rule":"login","allowed":3,"denied":0,"degraded":0})"));
+  EXPECT_THAT(b, HasSubstr(R"x({"rule":"(inline)","allowed":1,"denied":4,"degraded":0})x"));
+  EXPECT_THAT(b, HasSubstr(R"("top_limited":[{"key":"hot","count":4,"error":0}])"));
+  EXPECT_THAT(b, HasSubstr(R"("latency_ms":{"p50":)"));
+  EXPECT_THAT(b, HasSubstr(R"("count":8})"));
+  EXPECT_THAT(b, HasSubstr(R"("store":{"name":"memory","ready":true)"));
+  EXPECT_THAT(b, HasSubstr(R"("uptime_s":)"));
+  // The history holds the seconds just gone by, so once this second is over the rate shows.
+  std::this_thread::sleep_for(1100ms);
+  auto later = a.admin.request("GET", "/admin/stats?scope=cluster", {}, bearer());
+  EXPECT_THAT(later->body, HasSubstr(R"("scope":"cluster")"));
+  EXPECT_THAT(later->body, HasSubstr(R"("last_1m":{"allowed":0.07,"denied":0.07})"));
+  EXPECT_EQ(a.admin.request("GET", "/admin/stats?scope=galaxy", {}, bearer())->status, 400);
+  EXPECT_EQ(a.admin.request("GET", "/admin/stats")->status, 401);
+  EXPECT_EQ(a.admin.request("POST", "/admin/stats", "{}", bearer())->status, 405);
+}
+
+TEST(AdminStats, EventsStreamTheStatsEverySecond) {
+  Admin a;
+  Connection events(a.server.admin_port());
+  ASSERT_TRUE(events.send_raw("GET /admin/events HTTP/1.1\r\nHost: x\r\n" + bearer() + "\r\n"));
+  auto head = events.read_response();
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->header("Content-Type"), "text/event-stream");
+  EXPECT_EQ(head->header("Cache-Control"), "no-cache");
+  auto first = events.read_until("event: stats\ndata: ");
+  ASSERT_TRUE(first.has_value());
+  auto data = events.read_until("\n\n");
+  ASSERT_TRUE(data.has_value());
+  EXPECT_THAT(*data, HasSubstr(R"("decisions":{"allowed":0)"));
+  a.check(R"({"key":"k"})");
+  const auto before = std::chrono::steady_clock::now();
+  ASSERT_TRUE(events.read_until("event: stats\ndata: ", 3s).has_value());
+  auto next = events.read_until("\n\n");
+  ASSERT_TRUE(next.has_value());
+  EXPECT_THAT(*next, HasSubstr(R"("decisions":{"allowed":1)"));
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 2s);
+  // The stream needs the token like every other admin GET.
+  Connection anonymous(a.server.admin_port());
+  EXPECT_EQ(anonymous.request("GET", "/admin/events")->status, 401);
+  // Shutting down ends the stream; the server exits cleanly.
+  a.server.signal(SIGTERM);
+  EXPECT_EQ(a.server.wait_exit(5s), 0);
+}
+
+TEST(AdminStats, RulesAreListedWithTheirTiers) {
+  limits::WithRules s;
+  auto r = s.a.admin.request("GET", "/admin/rules", {}, bearer());
+  ASSERT_EQ(r->status, 200);
+  EXPECT_THAT(r->body, HasSubstr(R"({"name":"api","algorithm":"token_bucket")"));
+  EXPECT_THAT(r->body, HasSubstr(R"("tiers":[{"tier":"pro")"));
+  EXPECT_THAT(r->body, HasSubstr(R"({"name":"login","algorithm":"fixed_window")"));
+  Admin none;
+  EXPECT_EQ(none.admin.request("GET", "/admin/rules", {}, bearer())->body, R"({"rules":[]})");
+}
+
+TEST(AdminDashboard, ThePageIsServedWithoutTheTokenAndHoldsNoData) {
+  Admin a;
+  auto page = a.admin.request("GET", "/");
+  ASSERT_EQ(page->status, 200);
+  EXPECT_THAT(page->header("Content-Type"), HasSubstr("text/html"));
+  EXPECT_THAT(page->body, HasSubstr("<!doctype html>"));
+  EXPECT_THAT(page->body, HasSubstr("admin/events"));
+  EXPECT_THAT(page->body, Not(HasSubstr(kToken)));
+  // No external assets: nothing loaded from another origin.
+  EXPECT_THAT(page->body, Not(::testing::ContainsRegex(R"((src|href)=["']https?://)")));
+  EXPECT_EQ(a.admin.request("GET", "/index.html")->status, 200);
+  EXPECT_EQ(a.admin.request("POST", "/", "{}")->status, 405);
+  EXPECT_EQ(a.admin.request("GET", "/elsewhere")->status, 404);
 }
 
 }  // namespace

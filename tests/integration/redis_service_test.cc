@@ -38,16 +38,6 @@ std::vector<std::string> redis_args_for_port(int port, std::vector<std::string> 
   return args;
 }
 
-template <class Pred>
-bool eventually(std::chrono::milliseconds limit, Pred pred) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
-}
-
 int ready_status(int port) {
   Connection c(port);
   auto r = c.request("GET", "/ready");

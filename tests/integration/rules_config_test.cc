@@ -20,30 +20,6 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "floodgate-rules-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    // Write beside, then rename: readers never see half a file.
-    const fs::path target = path_ / name;
-    const fs::path tmp = path_ / (name + ".tmp");
-    std::ofstream(tmp) << text;
-    fs::rename(tmp, target);
-    return target.string();
-  }
-  std::string path() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
-
 std::string read_all(const std::string& path) {
   std::ifstream in(path);
   std::ostringstream text;

@@ -1,5 +1,8 @@
 #include "testlib/process.h"
 
+#include <filesystem>
+#include <fstream>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -195,6 +198,24 @@ Connection::~Connection() {
   if (fd_ >= 0) close(fd_);
 }
 
+TempDir::TempDir() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "floodgate-test-XXXXXX").string();
+  path_ = ::mkdtemp(pattern.data());
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string TempDir::write(const std::string& name, const std::string& text) const {
+  const std::filesystem::path target = std::filesystem::path(path_) / name;
+  const std::filesystem::path tmp = std::filesystem::path(path_) / (name + ".tmp");
+  std::ofstream(tmp) << text;
+  std::filesystem::rename(tmp, target);
+  return target.string();
+}
+
 bool Connection::send_raw(std::string_view bytes) {
   while (!bytes.empty()) {
     const ssize_t n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
@@ -245,6 +266,23 @@ std::optional<HttpResponse> Connection::read_response(std::chrono::milliseconds 
   r.body = buffer_.substr(end + 4, content_length);
   buffer_.erase(0, end + 4 + content_length);
   return r;
+}
+
+std::optional<std::string> Connection::read_until(std::string_view marker,
+                                                  std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  std::size_t at;
+  while ((at = buffer_.find(marker)) == std::string::npos) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    std::string chunk;
+    if (!read_some(fd_, chunk, left)) return std::nullopt;
+    buffer_ += chunk;
+  }
+  std::string out = buffer_.substr(0, at + marker.size());
+  buffer_.erase(0, at + marker.size());
+  return out;
 }
 
 std::optional<HttpResponse> Connection::request(std::string_view method, std::string_view target,

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sys/types.h>
@@ -47,6 +48,34 @@ class Server {
   bool exited_ = false;
 };
 
+// eventually(): whether `pred` holds within `limit`, asked every 10 ms.
+template <class Pred>
+bool eventually(std::chrono::milliseconds limit, Pred pred) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pred();
+}
+
+// TempDir: a directory of its own under the system's temp directory, removed with everything in
+// it when the object goes.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  // write(): writes `text` to `name` in the directory (beside, then renamed: a reader never sees
+  // half a file); returns its path.
+  std::string write(const std::string& name, const std::string& text) const;
+  std::string path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 // run_floodgate(): runs the binary to completion (bounded); returns {exit status, stdout+stderr}.
 std::pair<int, std::string> run_floodgate(const std::vector<std::string>& args,
                                           const std::vector<std::string>& env = {});
@@ -74,6 +103,10 @@ class Connection {
   std::optional<HttpResponse> request(std::string_view method, std::string_view target,
                                       std::string_view body = {},
                                       std::string_view extra_headers = {});
+  // read_until(): the bytes received up to and including `marker` (a streamed body: one
+  // Server-Sent Event ends with "\n\n"), or nullopt on close, error or timeout.
+  std::optional<std::string> read_until(std::string_view marker,
+                                        std::chrono::milliseconds limit = std::chrono::seconds(5));
   // closed_by_peer(): true if the server closes the connection within `limit`.
   bool closed_by_peer(std::chrono::milliseconds limit);
 

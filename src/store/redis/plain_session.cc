@@ -65,10 +65,11 @@ asio::awaitable<std::string> PlainSession::open(const std::string& host, std::ui
   if (rec) co_return "cannot resolve: " + rec.message();
   auto [cec, endpoint] = co_await asio::async_connect(socket, endpoints, kAwait);
   (void)endpoint;
-  if (cec) co_return closed ? std::string("timed out connecting") : "cannot connect: " + cec.message();
+  if (cec)
+    co_return closed ? std::string("timed out connecting") : "cannot connect: " + cec.message();
   if (!password.empty()) {
-    std::string auth = username.empty() ? command({"AUTH", password})
-                                        : command({"AUTH", username, password});
+    std::string auth =
+        username.empty() ? command({"AUTH", password}) : command({"AUTH", username, password});
     if (!co_await write(std::move(auth))) co_return std::string("AUTH failed");
     Reply r = co_await read();
     if (!r) co_return std::string("no answer to AUTH");

@@ -48,8 +48,7 @@ struct PlainSession {
   // open(): connects and, when `password` is set, authenticates (as `username` when set); "" or
   // what went wrong.
   boost::asio::awaitable<std::string> open(const std::string& host, std::uint16_t port,
-                                           const std::string& username,
-                                           const std::string& password,
+                                           const std::string& username, const std::string& password,
                                            std::chrono::milliseconds timeout);
   // keep_alive(): sends a PING every `every` until the session closes (a subscribed session's
   // silence guard then only fires on a dead server). `self` keeps the session alive meanwhile.

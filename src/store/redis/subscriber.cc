@@ -46,8 +46,8 @@ void Subscriber::stop() {
 asio::awaitable<std::string> Subscriber::session(const std::string& host, std::uint16_t port) {
   auto s = std::make_shared<PlainSession>(io_);
   current_ = s;
-  std::string error = co_await s->open(host, port, options_.username, options_.password,
-                                       options_.connect_timeout);
+  std::string error =
+      co_await s->open(host, port, options_.username, options_.password, options_.connect_timeout);
   if (!error.empty()) co_return error;
   std::string subscribe = command({"SUBSCRIBE", channel_});
   if (!co_await s->write(std::move(subscribe))) co_return std::string("cannot send");
