@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
-#include <unordered_set>
+
+#include <xxhash.h>
+#include <boost/unordered/unordered_flat_set.hpp>
 
 #include <fmt/format.h>
 
@@ -14,12 +16,14 @@ constexpr std::size_t kMaxKeyBytes = 512;  // as a check's key (server/http/chec
 constexpr std::size_t kMaxNoteBytes = 1024;
 constexpr double kMaxExpiresInS = 10.0 * 365 * 24 * 3600;
 
-// Heterogeneous lookup: find a std::string_view without building a std::string.
+// Heterogeneous lookup (a std::string_view without building a std::string), XXH3 for the hash
+// (short keys in a few ns, well mixed, so the open-addressing set need not remix it).
 struct KeyHash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  using is_avalanching = void;
+  std::size_t operator()(std::string_view s) const { return XXH3_64bits(s.data(), s.size()); }
 };
-using KeySet = std::unordered_set<std::string, KeyHash, std::equal_to<>>;
+using KeySet = boost::unordered_flat_set<std::string, KeyHash, std::equal_to<>>;
 
 std::string new_id(ListKind list) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -32,9 +36,14 @@ std::string_view to_string(ListKind list) {
   return list == ListKind::kAllow ? "allowlist" : "blocklist";
 }
 
+// The common case is a client on neither list: `any_ips` and `any_keys` (both lists together)
+// answer it with one lookup each; only a client they hold is looked up again, in the block list
+// first.
 struct AccessLists::Snapshot {
+  IpSet any_ips;
   IpSet allow_ips;
   IpSet block_ips;
+  KeySet any_keys;
   KeySet allow_keys;
   KeySet block_keys;
   Micros next_expiry = Micros::max();  // the earliest expiry among the entries
@@ -60,16 +69,17 @@ Listed AccessLists::check(std::string_view key, const IpAddress* ip) const {
     s = &snapshot();
     if (s->empty) return Listed::kNone;
   }
-  const bool blocked = (ip != nullptr && s->block_ips.contains(*ip)) ||
-                       (!s->block_keys.empty() && s->block_keys.contains(key));
-  if (blocked) return Listed::kBlocklisted;
-  const bool allowed = (ip != nullptr && s->allow_ips.contains(*ip)) ||
-                       (!s->allow_keys.empty() && s->allow_keys.contains(key));
-  return allowed ? Listed::kAllowlisted : Listed::kNone;
+  const bool ip_listed = ip != nullptr && s->any_ips.contains(*ip);
+  const bool key_listed = !s->any_keys.empty() && s->any_keys.contains(key);
+  if (!ip_listed && !key_listed) return Listed::kNone;
+  const bool blocked =
+      (ip_listed && s->block_ips.contains(*ip)) || (key_listed && s->block_keys.contains(key));
+  return blocked ? Listed::kBlocklisted : Listed::kAllowlisted;
 }
 
-std::variant<ListEntry, AccessLists::AddError> AccessLists::add(
-    ListKind list, const NewEntry& entry, std::vector<std::string>* replaced) {
+std::variant<ListEntry, AccessLists::AddError> AccessLists::add(ListKind list,
+                                                                const NewEntry& entry,
+                                                                std::vector<ListEntry>* replaced) {
   auto invalid = [](std::string field, std::string message) {
     return AddError{400, "invalid_parameter", std::move(field), std::move(message)};
   };
@@ -111,10 +121,10 @@ std::variant<ListEntry, AccessLists::AddError> AccessLists::add(
   std::lock_guard lock(mu_);
   drop_expired_locked(now);
   std::size_t count = 0;
-  std::vector<std::string> same;  // entries the new one replaces
+  std::vector<ListEntry> same;  // entries the new one replaces
   for (const ListEntry& old : entries_) {
     if (old.list == list && old.is_ip == e.is_ip && old.value == e.value) {
-      same.push_back(old.id);
+      same.push_back(old);
     } else {
       count += old.list == list ? 1U : 0U;
     }
@@ -193,11 +203,14 @@ void AccessLists::publish_locked() {
         (allow ? allow_ips : block_ips).push_back(*cidr);
     } else {
       (allow ? s->allow_keys : s->block_keys).insert(e.value);
+      s->any_keys.insert(e.value);
     }
     if (e.expires.count() != 0) s->next_expiry = std::min(s->next_expiry, e.expires);
   }
   s->allow_ips = IpSet::build(allow_ips);
   s->block_ips = IpSet::build(block_ips);
+  allow_ips.insert(allow_ips.end(), block_ips.begin(), block_ips.end());
+  s->any_ips = IpSet::build(allow_ips);
   s->empty = entries_.empty();
   next_expiry_ = s->next_expiry;
   published_.publish(std::move(s));

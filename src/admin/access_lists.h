@@ -77,9 +77,9 @@ class AccessLists {
   };
   // add(): validates and stores the entry, in force for the next check. Returns it, or why not.
   // The same value added again to the same list replaces the older entry (its id changes).
-  // `replaced`, when given, learns the ids of the entries the new one replaced.
+  // `replaced`, when given, learns the entries the new one replaced.
   std::variant<ListEntry, AddError> add(ListKind list, const NewEntry& entry,
-                                        std::vector<std::string>* replaced = nullptr);
+                                        std::vector<ListEntry>* replaced = nullptr);
   // remove(): the entry removed, or nullopt when no live entry of `list` has that id.
   std::optional<ListEntry> remove(ListKind list, std::string_view id);
   // entries(): the live entries of `list`, oldest first.

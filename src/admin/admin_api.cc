@@ -183,6 +183,7 @@ struct Figures {
   std::string id;
   double uptime_s = 0;
   double reported_s_ago = 0;
+  std::int64_t reported_s = 0;  // the Unix second of the report
   std::map<std::string, std::uint64_t> decisions;
   std::map<std::string, std::array<std::uint64_t, 3>> rules;
   std::map<std::int64_t, std::pair<std::uint64_t, std::uint64_t>> history;
@@ -208,6 +209,7 @@ std::optional<Figures> read_report(std::string_view text, Micros now) {
   const auto reported = static_cast<std::int64_t>(u64(o.if_contains("reported_us")));
   f.uptime_s = static_cast<double>(reported - started) / 1e6;
   f.reported_s_ago = std::max(0.0, static_cast<double>(now.count() - reported) / 1e6);
+  f.reported_s = reported / 1'000'000;
   if (const auto* d = o.if_contains("decisions"); d && d->is_object()) {
     for (const auto& [k, value] : d->as_object()) f.decisions[std::string(k)] = u64(&value);
   }
@@ -375,7 +377,7 @@ void AdminApi::list_route(const Request& request, ListKind list, std::string_vie
     if (auto* failed = std::get_if<Response>(&parsed)) return reply(std::move(*failed));
     NewEntry entry = std::get<NewEntry>(std::move(parsed));
     entry.added_by = std::string(request.peer_address);
-    std::vector<std::string> replaced;
+    std::vector<ListEntry> replaced;
     auto added = lists.add(list, entry, &replaced);
     if (auto* refused = std::get_if<AccessLists::AddError>(&added)) {
       return reply(error(refused->status, refused->code, refused->field, refused->message));
@@ -384,10 +386,19 @@ void AdminApi::list_route(const Request& request, ListKind list, std::string_vie
     const std::string from(request.peer_address);
     const std::string id = stored.id;
     const std::string stored_record = record(stored);
-    share(id, stored_record, replaced,
-          [this, list, stored = std::move(stored), from, reply](const std::string& why) {
+    std::vector<std::string> replaced_ids;
+    for (const ListEntry& e : replaced) replaced_ids.push_back(e.id);
+    share(id, stored_record, replaced_ids,
+          [this, list, stored = std::move(stored), replaced = std::move(replaced), from,
+           reply](const std::string& why) {
             if (!why.empty()) {
+              // Not saved: this instance goes back to what the fleet has.
               parts_.lists->remove(list, stored.id);
+              if (!replaced.empty()) {
+                auto all = parts_.lists->all();
+                all.insert(all.end(), replaced.begin(), replaced.end());
+                parts_.lists->replace_all(std::move(all));
+              }
               return reply(store_unavailable(why));
             }
             audit("add", record(stored), from);
@@ -450,7 +461,7 @@ void AdminApi::limits_route(const Request& request, std::string_view rest, Reply
     auto known_rule = [this](std::string_view name) {
       return parts_.rules != nullptr && parts_.rules->current().find(name) != nullptr;
     };
-    std::vector<std::string> replaced;
+    std::vector<Override> replaced;
     auto added = overrides.add(asked, known_rule, &replaced);
     if (auto* refused = std::get_if<Overrides::AddError>(&added)) {
       return reply(error(refused->status, refused->code, refused->field, refused->message));
@@ -459,10 +470,19 @@ void AdminApi::limits_route(const Request& request, std::string_view rest, Reply
     const std::string from(request.peer_address);
     const std::string id = stored.id;
     const std::string stored_record = record(stored);
-    share(id, stored_record, replaced,
-          [this, stored = std::move(stored), from, reply](const std::string& why) {
+    std::vector<std::string> replaced_ids;
+    for (const Override& o : replaced) replaced_ids.push_back(o.id);
+    share(id, stored_record, replaced_ids,
+          [this, stored = std::move(stored), replaced = std::move(replaced), from,
+           reply](const std::string& why) {
             if (!why.empty()) {
+              // Not saved: this instance goes back to what the fleet has.
               parts_.overrides->remove(stored.id);
+              if (!replaced.empty()) {
+                auto all = parts_.overrides->entries();
+                all.insert(all.end(), replaced.begin(), replaced.end());
+                parts_.overrides->replace_all(std::move(all));
+              }
               return reply(store_unavailable(why));
             }
             audit("set_limit", record(stored), from);
@@ -688,12 +708,16 @@ std::string AdminApi::stats_json(bool cluster) const {
                  "\"allowlisted\":{},\"blocklisted\":{}}}",
                  decision("allowed"), decision("denied"), decision("degraded"),
                  decision("allowlisted"), decision("blocklisted"));
-  // Rates from the summed history: the last whole second, and the last 60.
+  // Rates from the summed history: the last whole second, and the last 60. For a fleet, the last
+  // seconds every instance has reported (reports are up to a couple of seconds old), so that the
+  // rate counts every instance rather than this one alone.
   const std::int64_t now_s = now.count() / 1'000'000;
+  std::int64_t end_s = now_s;
+  for (const Figures& f : all) end_s = std::min(end_s, f.reported_s);
   auto rate = [&](int seconds) {
     double allowed = 0;
     double denied = 0;
-    for (std::int64_t t = now_s - seconds; t < now_s; ++t) {
+    for (std::int64_t t = end_s - seconds; t < end_s; ++t) {
       if (auto it = sum.history.find(t); it != sum.history.end()) {
         allowed += static_cast<double>(it->second.first);
         denied += static_cast<double>(it->second.second);

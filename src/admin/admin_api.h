@@ -18,8 +18,9 @@
 //   POST   /admin/reset                                  {"key", "rule"?}: the key's state is
 //                                                        fresh again in the store
 //   GET    /admin/stats[?scope=cluster]                  this instance's (or the fleet's) figures
-//   GET    /admin/events[?scope=cluster]                 the same as Server-Sent Events, each
-//   second GET    /admin/rules                                  the configured rules
+//   GET    /admin/events[?scope=cluster]                 the same, as Server-Sent Events
+//                                                        once a second
+//   GET    /admin/rules                                  the configured rules
 //
 // Access: with a token (ADMIN_TOKEN) every /admin request needs "Authorization: Bearer <token>"
 // (compared in constant time; 401 with WWW-Authenticate otherwise). Without one, GET requests are
@@ -28,7 +29,8 @@
 // audit line (what, which entry, from which address); the token never appears in one.
 //
 // With a Fleet (a shared store), a change is saved there before it is answered (503
-// store_unavailable when it cannot be), and every instance applies it within a second.
+// store_unavailable when it cannot be), and every instance applies it: at once when the change's
+// announcement reaches it, within a poll interval (250 ms) when it is lost.
 #pragma once
 
 #include <functional>

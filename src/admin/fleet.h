@@ -17,7 +17,8 @@ class Fleet {
  public:
   virtual ~Fleet() = default;
 
-  // Done: "" when the change is saved (every instance applies it within a second), else why not.
+  // Done: "" when the change is saved (every instance applies it: at once when its announcement
+  // arrives, within a poll interval when that is lost), else why not.
   using Done = std::function<void(const std::string& error)>;
 
   // save(): stores `record` (admin/records.h) under `id`, replacing what had that id, and

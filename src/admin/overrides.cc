@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
-#include <unordered_map>
+
+#include <xxhash.h>
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include <fmt/format.h>
 
@@ -16,9 +18,10 @@ constexpr double kMaxExpiresInS = 10.0 * 365 * 24 * 3600;
 
 struct StringHash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  using is_avalanching = void;
+  std::size_t operator()(std::string_view s) const { return XXH3_64bits(s.data(), s.size()); }
 };
-using PolicyMap = std::unordered_map<std::string, Policy, StringHash, std::equal_to<>>;
+using PolicyMap = boost::unordered_flat_map<std::string, Policy, StringHash, std::equal_to<>>;
 
 // Map keys: the rule, a unit separator, then the key (or prefix). No key or rule name the API
 // accepts holds the separator... and if one did, it would only match itself.
@@ -94,13 +97,15 @@ std::optional<Override> Overrides::build(Override o) const {
 
 std::variant<Override, Overrides::AddError> Overrides::add(
     const NewOverride& request, const std::function<bool(std::string_view)>& known_rule,
-    std::vector<std::string>* replaced) {
+    std::vector<Override>* replaced) {
   auto invalid = [](std::string field, std::string message) {
     return AddError{400, "invalid_parameter", std::move(field), std::move(message)};
   };
   if (request.key.has_value() == request.key_prefix.has_value()) {
     return AddError{400, request.key ? "invalid_parameter" : "missing_field", "key",
-                    "give exactly one of \"key\" and \"key_prefix\""};
+                    request.key ? "and key_prefix cannot both be given: one override is for a key "
+                                  "or for a prefix"
+                                : "is required (or key_prefix, for every key that starts with it)"};
   }
   Override o;
   o.prefix = request.key_prefix.has_value();
@@ -145,17 +150,17 @@ std::variant<Override, Overrides::AddError> Overrides::add(
   auto same = [&](const Override& e) {
     return e.prefix == o.prefix && e.key == o.key && e.rule == o.rule;
   };
-  std::vector<std::string> same_ids;
+  std::vector<Override> same_ones;
   for (const Override& e : entries_) {
-    if (same(e)) same_ids.push_back(e.id);
+    if (same(e)) same_ones.push_back(e);
   }
-  if (entries_.size() - same_ids.size() >= max_entries_) {
+  if (entries_.size() - same_ones.size() >= max_entries_) {
     return AddError{
         409, "list_full", field,
         fmt::format("{} overrides are set, the limit (ADMIN_MAX_ENTRIES)", entries_.size())};
   }
   std::erase_if(entries_, same);
-  if (replaced != nullptr) *replaced = std::move(same_ids);
+  if (replaced != nullptr) *replaced = std::move(same_ones);
   entries_.push_back(o);
   publish_locked();
   return o;

@@ -73,10 +73,10 @@ class Overrides {
   // add(): validates and stores the override, in force for the next check. The same key (or
   // prefix) and rule again replaces the older override (its id changes). `known_rule` says
   // whether a rule name exists (null: any name is accepted).
-  // `replaced`, when given, learns the ids of the overrides the new one replaced.
+  // `replaced`, when given, learns the overrides the new one replaced.
   std::variant<Override, AddError> add(const NewOverride& request,
                                        const std::function<bool(std::string_view)>& known_rule,
-                                       std::vector<std::string>* replaced = nullptr);
+                                       std::vector<Override>* replaced = nullptr);
   std::optional<Override> remove(std::string_view id);
   // entries(): the live overrides, oldest first.
   std::vector<Override> entries() const;

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <chrono>
 #include <future>
+#include <map>
 #include <set>
 #include <tuple>
 
@@ -16,7 +17,6 @@ namespace {
 
 const std::string kRecords = "fg:admin:{fg}:records";
 const std::string kVersion = "fg:admin:{fg}:version";
-const std::string kChannel = "fg:admin:{fg}:changes";
 const std::string kInstances = "fg:admin:{fg}:instances";
 const std::string kReportPrefix = "fg:admin:{fg}:report:";
 constexpr std::chrono::milliseconds kTimeout{1000};
@@ -34,9 +34,15 @@ std::string why(const RedisValue& v) {
 }  // namespace
 
 RedisFleet::RedisFleet(RedisStore& redis, AccessLists& lists, Overrides& overrides, Options options)
-    : redis_(redis), lists_(lists), overrides_(overrides), options_(std::move(options)) {
+    : redis_(redis),
+      lists_(lists),
+      overrides_(overrides),
+      options_(std::move(options)),
+      // Pub/sub channels are server-wide: the database in the name keeps fleets on different
+      // databases of one Redis from waking each other.
+      channel_("fg:admin:{fg}:changes:" + std::to_string(options_.db)) {
   redis_.subscribe(
-      kChannel,
+      channel_,
       [this](std::string_view message) {
         std::int64_t version = -1;
         std::from_chars(message.data(), message.data() + message.size(), version);
@@ -74,17 +80,18 @@ std::vector<std::string> RedisFleet::reports() const {
 
 void RedisFleet::save(const std::string& id, const std::string& record,
                       const std::vector<std::string>& replaces, Done done) {
-  if (!replaces.empty()) {
-    // Sent before the HSET on the same connection: Redis runs them in order.
-    std::vector<std::string> del = {"HDEL", kRecords};
-    del.insert(del.end(), replaces.begin(), replaces.end());
-    redis_.command(std::move(del), kRecords, kTimeout, [](RedisValue) {});
-  }
+  // The new record first: should the HDEL of the replaced ones be lost, a reload keeps the newer
+  // of two records for one key and deletes the other.
+  std::vector<std::string> del = {"HDEL", kRecords};
+  del.insert(del.end(), replaces.begin(), replaces.end());
   redis_.command({"HSET", kRecords, id, record}, kRecords, kTimeout,
-                 [this, done = std::move(done)](RedisValue v) mutable {
+                 [this, del = std::move(del), done = std::move(done)](RedisValue v) mutable {
                    if (!v.ok()) {
                      done(why(v));
                      return;
+                   }
+                   if (del.size() > 2) {
+                     redis_.command(std::move(del), kRecords, kTimeout, [](RedisValue) {});
                    }
                    changed(std::move(done));
                  });
@@ -109,7 +116,7 @@ void RedisFleet::changed(Done done) {
           return;
         }
         const std::string version = std::to_string(v.integer);
-        redis_.command({"PUBLISH", kChannel, version}, kChannel, kTimeout, [](RedisValue) {});
+        redis_.command({"PUBLISH", channel_, version}, channel_, kTimeout, [](RedisValue) {});
         {
           std::lock_guard lock(mu_);
           announced_ = std::max(announced_, v.integer);
@@ -139,17 +146,30 @@ void RedisFleet::reload() {
   if (version.type == RedisValue::Type::kString) {
     std::from_chars(version.text.data(), version.text.data() + version.text.size(), v);
   }
-  const RedisValue all = call(redis_, {"HGETALL", kRecords}, kRecords);
-  if (all.type != RedisValue::Type::kArray) return;
+  // HSCAN in pages rather than one HGETALL: a large hash neither blocks Redis for long nor
+  // outlasts a call's timeout. A record seen twice (the hash was rehashed meanwhile) counts once.
+  std::map<std::string, std::string> all;
+  std::string cursor = "0";
+  do {
+    const RedisValue page = call(redis_, {"HSCAN", kRecords, cursor, "COUNT", "1000"}, kRecords);
+    if (page.type != RedisValue::Type::kArray || page.elements.size() != 2 ||
+        page.elements[1].type != RedisValue::Type::kArray) {
+      return;
+    }
+    cursor = page.elements[0].text;
+    const auto& fields = page.elements[1].elements;
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+      all[fields[i].text] = fields[i + 1].text;
+    }
+  } while (cursor != "0");
   const Micros now =
       std::chrono::duration_cast<Micros>(std::chrono::system_clock::now().time_since_epoch());
   std::vector<ListEntry> entries;
   std::vector<Override> overrides;
   std::vector<std::string> expired = {"HDEL", kRecords};  // and superseded
   std::size_t damaged = 0;
-  for (std::size_t i = 0; i + 1 < all.elements.size(); i += 2) {
-    const std::string& id = all.elements[i].text;
-    auto parsed = parse_record(all.elements[i + 1].text);
+  for (const auto& [id, text] : all) {
+    auto parsed = parse_record(text);
     if (!parsed) {
       ++damaged;
       continue;

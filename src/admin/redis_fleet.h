@@ -4,14 +4,15 @@
 //
 //   fg:admin:{fg}:records            HASH id -> record (list entries and overrides)
 //   fg:admin:{fg}:version            a counter, INCR'd by every change
-//   fg:admin:{fg}:changes            the channel each change's new version is PUBLISHed on
+//   fg:admin:{fg}:changes:<db>       the channel each change's new version is PUBLISHed on
 //   fg:admin:{fg}:instances          ZSET instance id -> last report time (ms)
 //   fg:admin:{fg}:report:<instance>  the instance's stats report, with a TTL of 6 s
 //
 // One hash tag: one Cluster slot. Every instance holds the records as its local snapshots
 // (AccessLists, Overrides) and reloads them all when the version moves: at once when a change is
 // announced on the channel, and by a poll of the version every 250 ms, so a lost message or a
-// reconnect cannot leave an instance stale for more than that. Expiry is checked on read (and an
+// reconnect cannot leave an instance stale for more than that. Records are read with HSCAN, a page
+// of 1000 at a time. Expiry is checked on read (and an
 // expired record is deleted by whoever loads it). Records survive restarts of floodgate: an
 // instance loads them as it starts. Each instance writes its report every 2 s; a dead instance's
 // report expires and it drops out of the fleet.
@@ -40,6 +41,7 @@ class RedisFleet final : public Fleet {
  public:
   struct Options {
     std::string instance_id;
+    int db = 0;  // the Redis database (REDIS_DB): part of the channel's name
     // report(): this instance's stats report (JSON), written every report_every.
     std::function<std::string()> report;
     std::chrono::milliseconds poll_every{250};
@@ -70,6 +72,7 @@ class RedisFleet final : public Fleet {
   AccessLists& lists_;
   Overrides& overrides_;
   Options options_;
+  const std::string channel_;
 
   mutable std::mutex mu_;
   std::condition_variable wake_;

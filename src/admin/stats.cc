@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <ctime>
 
 namespace floodgate::admin {
 namespace {
@@ -59,7 +60,13 @@ Stats::Stripe& Stats::stripe() const {
   return stripes_[mine];
 }
 
-void Stats::record(std::string_view key, bool allowed, Micros took) {
+Micros CoarseClock::now() const {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return Micros{std::int64_t{ts.tv_sec} * 1'000'000 + ts.tv_nsec / 1000};
+}
+
+void Stats::record(std::string_view key, bool allowed, const Micros* took) {
   const std::int64_t now_s = clock_.now().count() / 1'000'000;
   Stripe& s = stripe();
   auto& second = s.seconds[static_cast<std::size_t>(now_s % kHistorySeconds)];
@@ -70,13 +77,17 @@ void Stats::record(std::string_view key, bool allowed, Micros took) {
   }
   (allowed ? second.allowed : second.denied).fetch_add(1, kRelaxed);
 
+  if (took == nullptr) {
+    if (!allowed) top_.record(key);
+    return;
+  }
   const std::int64_t period = now_s / kLatencySlotSeconds;
   auto& slot = s.latency[static_cast<std::size_t>(period % kLatencySlots)];
   std::int64_t seen_period = slot.period.load(kRelaxed);
   if (seen_period != period && slot.period.compare_exchange_strong(seen_period, period, kRelaxed)) {
     for (auto& c : slot.counts) c.store(0, kRelaxed);
   }
-  slot.counts[bucket_of(took.count())].fetch_add(1, kRelaxed);
+  slot.counts[bucket_of(took->count())].fetch_add(1, kRelaxed);
 
   if (!allowed) top_.record(key);
 }

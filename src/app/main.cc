@@ -321,7 +321,8 @@ int run_serve(const floodgate::app::Settings& s) {
   floodgate::admin::Overrides overrides(clock, static_cast<std::size_t>(s.admin_max_entries),
                                         defaults);
   // Recent figures for GET /admin/stats and the dashboard.
-  floodgate::admin::Stats admin_stats(clock);
+  floodgate::admin::CoarseClock coarse_clock;
+  floodgate::admin::Stats admin_stats(coarse_clock);
   floodgate::rls::ServiceOptions rls_options;
   rls_options.lists = &access_lists;
   rls_options.response_headers = s.limit_response_headers;
@@ -397,6 +398,7 @@ int run_serve(const floodgate::app::Settings& s) {
         *redis, access_lists, overrides,
         floodgate::admin::RedisFleet::Options{
             .instance_id = instance_id,
+            .db = floodgate::app::redis_options(s)->db,
             .report = [&admin_api] { return admin_api.report(); },
             .log =
                 [](std::string_view level, std::string_view message) {

@@ -140,7 +140,7 @@ void add_settings(CLI::App& cmd, Settings& s) {
       ->check(CLI::Range(-1, 65535))
       ->group("Admin");
   opt("--admin-max-entries", s.admin_max_entries, "ADMIN_MAX_ENTRIES",
-      "Most entries the allowlist and the blocklist may each hold")
+      "Most entries the allowlist, the blocklist and the limit overrides may each hold")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000'000}))
       ->group("Admin");
 }

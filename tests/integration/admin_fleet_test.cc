@@ -29,9 +29,9 @@ constexpr std::string_view kToken = "fleet-token";
 const std::string kBearer = "Authorization: Bearer " + std::string(kToken) + "\r\n";
 
 std::vector<std::string> args_for(const RedisServer& redis) {
-  return {"--backend", "redis", "--redis-url",
-          "redis://127.0.0.1:" + std::to_string(redis.port()), "--threads", "1", "--admin-token",
-          std::string(kToken)};
+  return {
+      "--backend", "redis", "--redis-url",   "redis://127.0.0.1:" + std::to_string(redis.port()),
+      "--threads", "1",     "--admin-token", std::string(kToken)};
 }
 
 // Instance: one floodgate of the fleet, with a connection to each of its ports.
@@ -69,12 +69,12 @@ TEST(AdminFleet, AChangeOnOneInstanceIsInForceOnTheOtherWithinASecond) {
   EXPECT_THAT(b.get("/admin/blocklist").body, HasSubstr(R"("key":"scraper")"));
 
   // An override.
-  const auto set =
-      b.post("/admin/limits", R"({"key":"tenant:9","algorithm":"fixed_window","limit":2,"window":60})");
+  const auto set = b.post("/admin/limits",
+                          R"({"key":"tenant:9","algorithm":"fixed_window","limit":2,"window":60})");
   ASSERT_EQ(set.status, 201) << set.body;
   EXPECT_TRUE(eventually(1s, [&] {
-    return a.api.request("POST", "/v1/inspect", R"({"key":"tenant:9"})")->body.find(
-               R"("limit":2)") != std::string::npos;
+    return a.api.request("POST", "/v1/inspect", R"({"key":"tenant:9"})")
+               ->body.find(R"("limit":2)") != std::string::npos;
   }));
   EXPECT_EQ(a.check(R"({"key":"tenant:9"})"), 200);
   EXPECT_EQ(b.check(R"({"key":"tenant:9"})"), 200);
@@ -87,9 +87,8 @@ TEST(AdminFleet, AChangeOnOneInstanceIsInForceOnTheOtherWithinASecond) {
   // Removing through A lifts it on B.
   const std::string override_id = id_of(set.body);
   ASSERT_EQ(a.admin.request("DELETE", "/admin/limits/" + override_id, {}, kBearer)->status, 204);
-  EXPECT_TRUE(eventually(1s, [&] {
-    return b.get("/admin/limits").body.find(R"("count":0)") != std::string::npos;
-  }));
+  EXPECT_TRUE(eventually(
+      1s, [&] { return b.get("/admin/limits").body.find(R"("count":0)") != std::string::npos; }));
   const std::string entry_id = id_of(b.get("/admin/blocklist").body);
   ASSERT_EQ(b.admin.request("DELETE", "/admin/blocklist/" + entry_id, {}, kBearer)->status, 204);
   EXPECT_TRUE(eventually(1s, [&] { return a.check(R"({"key":"scraper"})") == 200; }));
@@ -100,10 +99,12 @@ TEST(AdminFleet, EntriesSurviveARestartOfEveryInstance) {
   {
     Instance a(redis);
     ASSERT_EQ(a.post("/admin/allowlist", R"({"ip":"203.0.113.0/24","note":"office"})").status, 201);
-    ASSERT_EQ(a.post("/admin/limits",
-                     R"({"key_prefix":"free:","algorithm":"token_bucket","capacity":3,"refill_rate":0.1})")
-                  .status,
-              201);
+    ASSERT_EQ(
+        a.post(
+             "/admin/limits",
+             R"({"key_prefix":"free:","algorithm":"token_bucket","capacity":3,"refill_rate":0.1})")
+            .status,
+        201);
   }
   Instance again(redis);
   EXPECT_TRUE(eventually(1s, [&] {
@@ -120,7 +121,8 @@ TEST(AdminFleet, ClusterStatsCountEveryInstanceAndAKilledOneDropsOut) {
   RedisServer redis;
   Instance a(redis);
   auto b = std::make_unique<Instance>(redis);
-  for (int i = 0; i < 6; ++i) b->check(R"({"key":"busy","algorithm":"fixed_window","limit":2,"window":60})");
+  for (int i = 0; i < 6; ++i)
+    b->check(R"({"key":"busy","algorithm":"fixed_window","limit":2,"window":60})");
   for (int i = 0; i < 3; ++i) a.check(R"({"key":"quiet"})");
   // Reports go out every 2 s.
   EXPECT_TRUE(eventually(5s, [&] {
@@ -151,6 +153,9 @@ TEST(AdminFleet, ClusterStatsCountEveryInstanceAndAKilledOneDropsOut) {
 TEST(AdminFleet, AChangeTheStoreCannotSaveIsRefusedAndNotApplied) {
   RedisServer redis;
   Instance a(redis);
+  ASSERT_EQ(
+      a.post("/admin/limits", R"({"key":"old","algorithm":"gcra","limit":5,"window":1})").status,
+      201);
   redis.stop();
   const auto r = a.post("/admin/blocklist", R"({"key":"k"})");
   EXPECT_EQ(r.status, 503);
@@ -158,7 +163,13 @@ TEST(AdminFleet, AChangeTheStoreCannotSaveIsRefusedAndNotApplied) {
   EXPECT_THAT(a.get("/admin/blocklist").body, HasSubstr(R"("count":0)"));
   const auto o = a.post("/admin/limits", R"({"key":"k","algorithm":"gcra","limit":1,"window":1})");
   EXPECT_EQ(o.status, 503);
-  EXPECT_THAT(a.get("/admin/limits").body, HasSubstr(R"("count":0)"));
+  // A replacement that could not be saved leaves the override it would have replaced in force.
+  EXPECT_EQ(
+      a.post("/admin/limits", R"({"key":"old","algorithm":"gcra","limit":9,"window":1})").status,
+      503);
+  const auto kept = a.get("/admin/limits").body;
+  EXPECT_THAT(kept, HasSubstr(R"("count":1)"));
+  EXPECT_THAT(kept, HasSubstr(R"("limit":5)"));
   EXPECT_EQ(a.post("/admin/reset", R"({"key":"k"})").status, 503);
   // Reads still answer from the instance's own snapshot; the server keeps serving.
   EXPECT_EQ(a.get("/admin/stats").status, 200);
@@ -171,8 +182,8 @@ TEST(AdminFleet, ALostAnnouncementIsCaughtUpByThePoll) {
   ASSERT_EQ(a.post("/admin/blocklist", R"({"key":"first"})").status, 201);
   ASSERT_TRUE(eventually(1s, [&] { return b.check(R"({"key":"first"})") == 403; }));
   // Every subscriber loses its connection; the change made meanwhile is announced to nobody.
-  const auto killed = run_command("redis-cli -p " + std::to_string(redis.port()) +
-                                  " CLIENT KILL TYPE pubsub");
+  const auto killed =
+      run_command("redis-cli -p " + std::to_string(redis.port()) + " CLIENT KILL TYPE pubsub");
   ASSERT_EQ(killed.first, 0) << killed.second;
   ASSERT_EQ(a.post("/admin/blocklist", R"({"key":"second"})").status, 201);
   EXPECT_TRUE(eventually(1s, [&] { return b.check(R"({"key":"second"})") == 403; }));
@@ -198,8 +209,8 @@ TEST(AdminFleet, PropagationTimeOverAHundredChanges) {
       std::this_thread::sleep_for(1ms);
     }
     ASSERT_EQ(b.check(check), 403) << key;
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                     .count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
   const double p50 = ms[49];

@@ -56,6 +56,10 @@ asio::awaitable<std::string> Subscriber::session(const std::string& host, std::u
   if (confirmed->type == REDIS_REPLY_ERROR) co_return "SUBSCRIBE: " + std::string(text(*confirmed));
   s->arm(kSilenceLimit);
   PlainSession::keep_alive(s, kPingEvery);
+  if (!last_error_.empty() && log_) {
+    log_("info", "redis: subscribed to " + channel_ + " on " + host + ":" + std::to_string(port));
+  }
+  last_error_.clear();
   if (on_subscribed_) on_subscribed_();
   for (;;) {
     Reply r = co_await s->read();
@@ -83,10 +87,11 @@ asio::awaitable<void> Subscriber::run() {
       if (*stopped) co_return;
       // A session that lasted was a working subscription: start the next round afresh.
       reached = reached || std::chrono::steady_clock::now() - began > kSilenceLimit;
-      if (log_) {
-        log_("warn", "redis: subscription to " + channel_ + " on " + host + ":" +
-                         std::to_string(port) + ": " + error);
-      }
+      // One line per new error, not one per attempt while Redis stays down.
+      std::string line = "redis: subscription to " + channel_ + " on " + host + ":" +
+                         std::to_string(port) + ": " + error;
+      if (log_ && line != last_error_) log_("warn", line);
+      last_error_ = std::move(line);
     }
     if (reached) round = 0;
     thread_local std::minstd_rand rng{std::random_device{}()};

@@ -58,6 +58,7 @@ class Subscriber {
   boost::asio::steady_timer backoff_timer_;
   std::shared_ptr<bool> stopped_ = std::make_shared<bool>(false);
   std::shared_ptr<PlainSession> current_;
+  std::string last_error_;  // the last line logged, so an outage is logged once
 };
 
 }  // namespace floodgate::redis

@@ -46,7 +46,8 @@ TEST(Overrides, NoneSetFindsNothing) {
 TEST(Overrides, ExactKeyBeforeTheLongestPrefix) {
   ManualClock clock(kStart);
   Overrides o(clock, 100, {});
-  ASSERT_TRUE(std::holds_alternative<Override>(o.add(fixed(std::nullopt, 10, "tenant:"), kAnyRule)));
+  ASSERT_TRUE(
+      std::holds_alternative<Override>(o.add(fixed(std::nullopt, 10, "tenant:"), kAnyRule)));
   ASSERT_TRUE(
       std::holds_alternative<Override>(o.add(fixed(std::nullopt, 20, "tenant:acme:"), kAnyRule)));
   ASSERT_TRUE(std::holds_alternative<Override>(o.add(fixed("tenant:acme:1", 30), kAnyRule)));
@@ -62,9 +63,10 @@ TEST(Overrides, TheRulesOwnOverrideBeforeOneForAnyRule) {
   ManualClock clock(kStart);
   Overrides o(clock, 100, {});
   ASSERT_TRUE(std::holds_alternative<Override>(o.add(fixed("k", 5), kAnyRule)));
-  ASSERT_TRUE(std::holds_alternative<Override>(o.add(fixed("k", 7, std::nullopt, "login"), kAnyRule)));
-  ASSERT_TRUE(std::holds_alternative<Override>(
-      o.add(fixed(std::nullopt, 9, "p", "search"), kAnyRule)));
+  ASSERT_TRUE(
+      std::holds_alternative<Override>(o.add(fixed("k", 7, std::nullopt, "login"), kAnyRule)));
+  ASSERT_TRUE(
+      std::holds_alternative<Override>(o.add(fixed(std::nullopt, 9, "p", "search"), kAnyRule)));
   EXPECT_EQ(limit_for(o, "k", "login"), 7U);
   EXPECT_EQ(limit_for(o, "k", "search"), 5U);  // exact key for any rule beats a prefix
   EXPECT_EQ(limit_for(o, "k", ""), 5U);
@@ -76,17 +78,18 @@ TEST(Overrides, TheRulesOwnOverrideBeforeOneForAnyRule) {
 TEST(Overrides, RefusesBadInputNamingTheField) {
   ManualClock clock(kStart);
   Overrides o(clock, 100, {});
-  auto field_of = [&](NewOverride n, const std::function<bool(std::string_view)>& known = kAnyRule) {
+  auto field_of = [&](NewOverride n,
+                      const std::function<bool(std::string_view)>& known = kAnyRule) {
     auto r = o.add(n, known);
     const auto* e = std::get_if<Overrides::AddError>(&r);
     return e ? e->field : std::string("(accepted)");
   };
-  EXPECT_EQ(field_of(fixed(std::nullopt, 5)), "key");               // neither key nor prefix
-  EXPECT_EQ(field_of(fixed("a", 5, "b")), "key");                   // both
-  EXPECT_EQ(field_of(fixed("", 5)), "key");                         // empty
-  EXPECT_EQ(field_of(fixed(std::nullopt, 5, "")), "key_prefix");    // empty prefix
-  EXPECT_EQ(field_of(fixed(std::string(513, 'k'), 5)), "key");      // too long
-  EXPECT_EQ(field_of(fixed("a", 0)), "limit");                      // out of range
+  EXPECT_EQ(field_of(fixed(std::nullopt, 5)), "key");             // neither key nor prefix
+  EXPECT_EQ(field_of(fixed("a", 5, "b")), "key");                 // both
+  EXPECT_EQ(field_of(fixed("", 5)), "key");                       // empty
+  EXPECT_EQ(field_of(fixed(std::nullopt, 5, "")), "key_prefix");  // empty prefix
+  EXPECT_EQ(field_of(fixed(std::string(513, 'k'), 5)), "key");    // too long
+  EXPECT_EQ(field_of(fixed("a", 0)), "limit");                    // out of range
   EXPECT_EQ(field_of(fixed("a", 5, std::nullopt, "nope"),
                      [](std::string_view name) { return name == "login"; }),
             "rule");
@@ -106,16 +109,17 @@ TEST(Overrides, TheSameKeyAndRuleAgainReplacesTheOlderOne) {
   ManualClock clock(kStart);
   Overrides o(clock, 100, {});
   const auto first = std::get<Override>(o.add(fixed("k", 5), kAnyRule));
-  std::vector<std::string> replaced;
+  std::vector<Override> replaced;
   const auto second = std::get<Override>(o.add(fixed("k", 8), kAnyRule, &replaced));
   EXPECT_NE(first.id, second.id);
-  EXPECT_EQ(replaced, std::vector<std::string>{first.id});
+  ASSERT_EQ(replaced.size(), 1U);
+  EXPECT_EQ(replaced[0].id, first.id);
   ASSERT_EQ(o.entries().size(), 1U);
   EXPECT_EQ(limit_for(o, "k"), 8U);
   // Another rule, or a prefix of the same text, is another override.
   replaced.clear();
-  ASSERT_TRUE(std::holds_alternative<Override>(
-      o.add(fixed(std::nullopt, 3, "k"), kAnyRule, &replaced)));
+  ASSERT_TRUE(
+      std::holds_alternative<Override>(o.add(fixed(std::nullopt, 3, "k"), kAnyRule, &replaced)));
   EXPECT_TRUE(replaced.empty());
   EXPECT_EQ(o.entries().size(), 2U);
 }

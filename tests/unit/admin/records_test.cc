@@ -63,7 +63,8 @@ TEST(Records, RefusesWhatIsNotARecord) {
   EXPECT_FALSE(parse_record(R"({"kind":"blocklist"})").has_value());  // no id
   EXPECT_FALSE(parse_record(R"({"kind":"graylist","id":"x","key":"k"})").has_value());
   EXPECT_FALSE(parse_record(R"({"kind":"blocklist","id":"x"})").has_value());  // no value
-  EXPECT_FALSE(parse_record(R"({"kind":"blocklist","id":"x","key":"k","ip":"1.2.3.4"})").has_value());
+  EXPECT_FALSE(
+      parse_record(R"({"kind":"blocklist","id":"x","key":"k","ip":"1.2.3.4"})").has_value());
   EXPECT_FALSE(parse_record(R"({"kind":"allowlist","id":"x","ip":"1.2.3"})").has_value());
   EXPECT_FALSE(parse_record(R"({"kind":"override","id":"x","key":"k","limit":"ten"})").has_value());
 }
