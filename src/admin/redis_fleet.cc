@@ -41,31 +41,58 @@ RedisFleet::RedisFleet(RedisStore& redis, AccessLists& lists, Overrides& overrid
       // Pub/sub channels are server-wide: the database in the name keeps fleets on different
       // databases of one Redis from waking each other.
       channel_("fg:admin:{fg}:changes:" + std::to_string(options_.db)) {
+  // The subscription lives as long as the store, which may outlive the fleet: it reaches the
+  // fleet through `link_`, which the destructor cuts.
+  link_->fleet = this;
   redis_.subscribe(
       channel_,
-      [this](std::string_view message) {
+      [link = link_](std::string_view message) {
         std::int64_t version = -1;
         std::from_chars(message.data(), message.data() + message.size(), version);
-        std::lock_guard lock(mu_);
-        announced_ = std::max(announced_, version);
-        wake_.notify_all();
+        std::lock_guard guard(link->mu);
+        if (link->fleet == nullptr) return;
+        std::lock_guard lock(link->fleet->mu_);
+        link->fleet->announced_ = std::max(link->fleet->announced_, version);
+        link->fleet->wake_.notify_all();
       },
-      [this] {
+      [link = link_] {
         // (Re)subscribed: whatever was announced meanwhile was missed.
-        std::lock_guard lock(mu_);
-        reload_wanted_ = true;
-        wake_.notify_all();
+        std::lock_guard guard(link->mu);
+        if (link->fleet == nullptr) return;
+        std::lock_guard lock(link->fleet->mu_);
+        link->fleet->reload_wanted_ = true;
+        link->fleet->wake_.notify_all();
       });
   thread_ = std::thread([this] { run(); });
 }
 
 RedisFleet::~RedisFleet() {
   {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-    wake_.notify_all();
+    std::lock_guard guard(link_->mu);
+    link_->fleet = nullptr;
   }
+  std::unique_lock lock(mu_);
+  stopping_ = true;
+  wake_.notify_all();
+  lock.unlock();
   thread_.join();
+  // Commands still in flight answer into this object: wait for them (each has a deadline).
+  lock.lock();
+  wake_.wait(lock, [this] { return in_flight_ == 0; });
+}
+
+void RedisFleet::send(std::vector<std::string> args, const std::string& routing,
+                      std::chrono::milliseconds timeout, std::function<void(RedisValue)> then) {
+  {
+    std::lock_guard lock(mu_);
+    ++in_flight_;
+  }
+  redis_.command(std::move(args), routing, timeout, [this, then = std::move(then)](RedisValue v) {
+    then(std::move(v));
+    std::lock_guard lock(mu_);
+    --in_flight_;
+    wake_.notify_all();
+  });
 }
 
 std::int64_t RedisFleet::applied_version() const {
@@ -84,46 +111,45 @@ void RedisFleet::save(const std::string& id, const std::string& record,
   // of two records for one key and deletes the other.
   std::vector<std::string> del = {"HDEL", kRecords};
   del.insert(del.end(), replaces.begin(), replaces.end());
-  redis_.command({"HSET", kRecords, id, record}, kRecords, kTimeout,
-                 [this, del = std::move(del), done = std::move(done)](RedisValue v) mutable {
-                   if (!v.ok()) {
-                     done(why(v));
-                     return;
-                   }
-                   if (del.size() > 2) {
-                     redis_.command(std::move(del), kRecords, kTimeout, [](RedisValue) {});
-                   }
-                   changed(std::move(done));
-                 });
+  send({"HSET", kRecords, id, record}, kRecords, kTimeout,
+       [this, del = std::move(del), done = std::move(done)](RedisValue v) mutable {
+         if (!v.ok()) {
+           done(why(v));
+           return;
+         }
+         if (del.size() > 2) {
+           send(std::move(del), kRecords, kTimeout, [](RedisValue) {});
+         }
+         changed(std::move(done));
+       });
 }
 
 void RedisFleet::erase(const std::string& id, Done done) {
-  redis_.command({"HDEL", kRecords, id}, kRecords, kTimeout,
-                 [this, done = std::move(done)](RedisValue v) mutable {
-                   if (!v.ok()) {
-                     done(why(v));
-                     return;
-                   }
-                   changed(std::move(done));
-                 });
+  send({"HDEL", kRecords, id}, kRecords, kTimeout,
+       [this, done = std::move(done)](RedisValue v) mutable {
+         if (!v.ok()) {
+           done(why(v));
+           return;
+         }
+         changed(std::move(done));
+       });
 }
 
 void RedisFleet::changed(Done done) {
-  redis_.command(
-      {"INCR", kVersion}, kVersion, kTimeout, [this, done = std::move(done)](RedisValue v) {
-        if (v.type != RedisValue::Type::kInteger) {
-          done(why(v));
-          return;
-        }
-        const std::string version = std::to_string(v.integer);
-        redis_.command({"PUBLISH", channel_, version}, channel_, kTimeout, [](RedisValue) {});
-        {
-          std::lock_guard lock(mu_);
-          announced_ = std::max(announced_, v.integer);
-          wake_.notify_all();
-        }
-        done("");
-      });
+  send({"INCR", kVersion}, kVersion, kTimeout, [this, done = std::move(done)](RedisValue v) {
+    if (v.type != RedisValue::Type::kInteger) {
+      done(why(v));
+      return;
+    }
+    const std::string version = std::to_string(v.integer);
+    send({"PUBLISH", channel_, version}, channel_, kTimeout, [](RedisValue) {});
+    {
+      std::lock_guard lock(mu_);
+      announced_ = std::max(announced_, v.integer);
+      wake_.notify_all();
+    }
+    done("");
+  });
 }
 
 namespace {
@@ -211,7 +237,7 @@ void RedisFleet::reload() {
   std::reverse(entries.begin(), entries.end());  // oldest first, as the lists show them
   lists_.replace_all(std::move(entries));
   overrides_.replace_all(std::move(overrides));
-  if (expired.size() > 2) redis_.command(std::move(expired), kRecords, kTimeout, [](RedisValue) {});
+  if (expired.size() > 2) send(std::move(expired), kRecords, kTimeout, [](RedisValue) {});
   if (damaged > 0 && options_.log) {
     options_.log("warn", fmt::format("admin: {} stored record(s) could not be read", damaged));
   }
@@ -223,13 +249,13 @@ void RedisFleet::publish_report() {
   const std::string report = options_.report ? options_.report() : std::string("{}");
   const std::int64_t now = wall_ms();
   const std::string key = kReportPrefix + options_.instance_id;
-  redis_.command({"SET", key, report, "PX", std::to_string(options_.report_ttl.count())}, key,
-                 kTimeout, [](RedisValue) {});
-  redis_.command({"ZADD", kInstances, std::to_string(now), options_.instance_id}, kInstances,
-                 kTimeout, [](RedisValue) {});
+  send({"SET", key, report, "PX", std::to_string(options_.report_ttl.count())}, key, kTimeout,
+       [](RedisValue) {});
+  send({"ZADD", kInstances, std::to_string(now), options_.instance_id}, kInstances, kTimeout,
+       [](RedisValue) {});
   const std::string oldest = std::to_string(now - options_.report_ttl.count());
-  redis_.command({"ZREMRANGEBYSCORE", kInstances, "-inf", "(" + oldest}, kInstances, kTimeout,
-                 [](RedisValue) {});
+  send({"ZREMRANGEBYSCORE", kInstances, "-inf", "(" + oldest}, kInstances, kTimeout,
+       [](RedisValue) {});
   const RedisValue ids = call(redis_, {"ZRANGEBYSCORE", kInstances, oldest, "+inf"}, kInstances);
   std::vector<std::string> reports;
   if (ids.type == RedisValue::Type::kArray && !ids.elements.empty()) {

@@ -63,6 +63,9 @@ class RedisFleet final : public Fleet {
   std::int64_t applied_version() const;
 
  private:
+  // send(): redis_.command(), counted in in_flight_ so that the destructor can wait for it.
+  void send(std::vector<std::string> args, const std::string& routing,
+            std::chrono::milliseconds timeout, std::function<void(RedisValue)> then);
   void run();
   void reload();
   void publish_report();
@@ -74,6 +77,13 @@ class RedisFleet final : public Fleet {
   Options options_;
   const std::string channel_;
 
+  // What the store's subscription callbacks reach the fleet through (null once it is gone).
+  struct Link {
+    std::mutex mu;
+    RedisFleet* fleet = nullptr;
+  };
+  std::shared_ptr<Link> link_ = std::make_shared<Link>();
+
   mutable std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;             // guarded by mu_
@@ -81,6 +91,7 @@ class RedisFleet final : public Fleet {
   std::int64_t announced_ = -1;       // guarded by mu_: the newest version announced
   std::int64_t applied_ = -1;         // guarded by mu_
   std::vector<std::string> reports_;  // guarded by mu_
+  int in_flight_ = 0;                 // guarded by mu_: commands sent, not answered yet
   std::thread thread_;
 };
 

@@ -45,9 +45,10 @@ class Stats {
 
   // record(): one decision of `key`, which took `took` from request to answer.
   void record(std::string_view key, bool allowed, Micros took) { record(key, allowed, &took); }
-  // record_listed(): a check the allow or block list answered: counted, its latency not (it
-  // never reached a store, and would only pull the percentiles down).
-  void record_listed(std::string_view key, bool allowed) { record(key, allowed, nullptr); }
+  // record(): a decision counted without its latency: one the allow or block list answered (it
+  // never reached a store, and would only pull the percentiles down), or one of the Envoy rate
+  // limit service's descriptors (its call's latency is its own, not a check's).
+  void record(std::string_view key, bool allowed) { record(key, allowed, nullptr); }
 
   struct Second {
     std::int64_t t = 0;  // Unix seconds

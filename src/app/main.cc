@@ -325,6 +325,7 @@ int run_serve(const floodgate::app::Settings& s) {
   floodgate::admin::Stats admin_stats(coarse_clock);
   floodgate::rls::ServiceOptions rls_options;
   rls_options.lists = &access_lists;
+  rls_options.admin_stats = &admin_stats;
   rls_options.response_headers = s.limit_response_headers;
   rls_options.limit_header = s.limit_limit_header;
   rls_options.remaining_header = s.limit_remaining_header;

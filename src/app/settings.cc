@@ -136,7 +136,8 @@ void add_settings(CLI::App& cmd, Settings& s) {
       "Address the admin API (and dashboard) listens on")
       ->group("Admin");
   opt("--admin-port", s.admin_port, "ADMIN_PORT",
-      "Admin API port (0: any free port, -1: no admin listener)")
+      "Port of the admin API (/admin/...) and the live dashboard (/) (0: any free port, -1: no "
+      "admin listener)")
       ->check(CLI::Range(-1, 65535))
       ->group("Admin");
   opt("--admin-max-entries", s.admin_max_entries, "ADMIN_MAX_ENTRIES",

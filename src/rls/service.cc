@@ -306,6 +306,9 @@ DescriptorStatus Service::status_for(Call& call, std::size_t i, Stats* stats) {
   }
   if (over) st.limit_remaining = 0;
   st.code = over ? Code::kOverLimit : Code::kOk;
+  if (options_.admin_stats != nullptr) {
+    options_.admin_stats->record(call.keys_[i].empty() ? m.storage_key : call.keys_[i], !over);
+  }
 
   // Statistics as envoyproxy/ratelimit counts them (checkOverLimitThreshold and friends).
   if (stats) {

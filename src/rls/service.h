@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "admin/access_lists.h"
+#include "admin/stats.h"
 #include "floodgate/clock.h"
 #include "floodgate/limiter.h"
 #include "rls/config.h"
@@ -145,6 +146,9 @@ struct ServiceOptions {
   // The allowlist and blocklist, asked with each request's `remote_address` entries (a
   // blocklisted address: OVER_LIMIT, an allowlisted one: OK, nothing consumed). Null: none.
   const admin::AccessLists* lists = nullptr;
+  // The admin side's recent figures: each descriptor decided counts there (per second, top denied
+  // keys). Null: not kept. Borrowed.
+  admin::Stats* admin_stats = nullptr;
 };
 
 // OverLimitCache: counter names known to be over their limit until a time, bounded in entries.

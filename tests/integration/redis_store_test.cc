@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <future>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
@@ -241,6 +243,98 @@ TEST(RedisStore, KeysCarryATtlAndTheNamespace) {
   const long pttl = std::stol(redis_cli(redis.port(), {"PTTL", key}));
   EXPECT_GT(pttl, 0);
   EXPECT_LE(pttl, 30'000);
+}
+
+TEST(RedisStore, ResetForgetsTheKeyUnderEveryAlgorithmAndNothingElse) {
+  RedisServer redis;
+  RedisStore store(options_for(redis));
+  ASSERT_TRUE(store.wait_connected(5s));
+  Limiter limiter(store);
+  const Policy window = Policy::fixed_window(1, std::chrono::seconds(60)).value();
+  const Policy log = Policy::sliding_window_log(1, std::chrono::seconds(60)).value();
+  for (const char* key : {"gone", "kept"}) {
+    ASSERT_TRUE(limiter.check(key, window).decision.allowed);
+    ASSERT_TRUE(limiter.check(key, log).decision.allowed);
+    ASSERT_FALSE(limiter.check(key, window).decision.allowed);
+  }
+  std::promise<StoreStatus> reset;
+  store.reset("gone", [&](StoreStatus s) { reset.set_value(s); });
+  ASSERT_EQ(reset.get_future().get(), StoreStatus::kOk);
+  EXPECT_TRUE(limiter.check("gone", window).decision.allowed);
+  EXPECT_TRUE(limiter.check("gone", log).decision.allowed);  // and the log's meta key
+  EXPECT_FALSE(limiter.check("kept", window).decision.allowed);
+  EXPECT_FALSE(limiter.check("kept", log).decision.allowed);
+}
+
+TEST(RedisStore, CommandsBesideTheDecisionsAnswerInPlainTypes) {
+  RedisServer redis;
+  RedisStore store(options_for(redis));
+  ASSERT_TRUE(store.wait_connected(5s));
+  auto call = [&](std::vector<std::string> args) {
+    std::promise<RedisValue> reply;
+    store.command(std::move(args), "k", 1s, [&](RedisValue v) { reply.set_value(std::move(v)); });
+    return reply.get_future().get();
+  };
+  EXPECT_EQ(call({"SET", "k", "v"}).type, RedisValue::Type::kStatus);
+  const RedisValue got = call({"GET", "k"});
+  EXPECT_EQ(got.type, RedisValue::Type::kString);
+  EXPECT_EQ(got.text, "v");
+  EXPECT_EQ(call({"GET", "absent"}).type, RedisValue::Type::kNil);
+  const RedisValue n = call({"HSET", "h", "a", "1", "b", "2"});
+  EXPECT_EQ(n.type, RedisValue::Type::kInteger);
+  EXPECT_EQ(n.integer, 2);
+  const RedisValue all = call({"HGETALL", "h"});
+  ASSERT_EQ(all.type, RedisValue::Type::kArray);
+  EXPECT_EQ(all.elements.size(), 4U);
+  const RedisValue wrong = call({"INCR", "h"});
+  EXPECT_EQ(wrong.type, RedisValue::Type::kError);
+  EXPECT_NE(wrong.text.find("WRONGTYPE"), std::string::npos);
+  EXPECT_FALSE(wrong.ok());
+  // A paused server: the command fails by its own timeout, not the checks' 50 ms.
+  redis.pause();
+  std::promise<RedisValue> late;
+  const auto sent = std::chrono::steady_clock::now();
+  store.command({"GET", "k"}, "k", 200ms, [&](RedisValue v) { late.set_value(std::move(v)); });
+  const RedisValue timed_out = late.get_future().get();
+  redis.resume();
+  EXPECT_EQ(timed_out.type, RedisValue::Type::kFailed);
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, 150ms);
+}
+
+TEST(RedisStore, SubscribesAndSubscribesAgainAfterTheServerComesBack) {
+  RedisServer redis;
+  RedisStore store(options_for(redis));
+  ASSERT_TRUE(store.wait_connected(5s));
+  std::mutex mu;
+  std::vector<std::string> messages;
+  std::atomic<int> subscribed{0};
+  store.subscribe(
+      "fg:test:channel",
+      [&](std::string_view m) {
+        std::lock_guard lock(mu);
+        messages.emplace_back(m);
+      },
+      [&] { subscribed.fetch_add(1); });
+  auto wait_for = [](auto pred) {
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (!pred() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+    return pred();
+  };
+  ASSERT_TRUE(wait_for([&] { return subscribed.load() == 1; }));
+  EXPECT_EQ(redis_cli(redis.port(), {"PUBLISH", "fg:test:channel", "one"}), "1");
+  ASSERT_TRUE(wait_for([&] {
+    std::lock_guard lock(mu);
+    return messages.size() == 1;
+  }));
+  redis.restart();
+  ASSERT_TRUE(wait_for([&] { return subscribed.load() == 2; }));
+  EXPECT_EQ(redis_cli(redis.port(), {"PUBLISH", "fg:test:channel", "two"}), "1");
+  ASSERT_TRUE(wait_for([&] {
+    std::lock_guard lock(mu);
+    return messages.size() == 2;
+  }));
+  std::lock_guard lock(mu);
+  EXPECT_EQ(messages[1], "two");
 }
 
 TEST(RedisStore, ReloadsScriptsAfterScriptFlush) {

@@ -332,7 +332,7 @@ Response Api::listed_response(admin::Listed listed, std::string_view key, int al
   const bool allowed = listed == admin::Listed::kAllowlisted;
   r.status = allowed ? allowed_status : 403;
   metrics_.record_listed(allowed);
-  if (options_.stats != nullptr) options_.stats->record_listed(key, allowed);
+  if (options_.stats != nullptr) options_.stats->record(key, allowed);
   if (!with_body) {
     r.content_type = {};
     return r;

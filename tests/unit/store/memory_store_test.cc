@@ -23,6 +23,24 @@ TEST(MemoryStore, ForgetsAKeyOnceItsStateEqualsAFreshOne) {
   EXPECT_EQ(h.store.stats().evicted_fresh, 2u);
 }
 
+TEST(MemoryStore, ResetForgetsTheKeyUnderEveryAlgorithmAndNothingElse) {
+  Harness h;
+  const auto window = Policy::fixed_window(1, 60s).value();
+  const auto log = Policy::sliding_window_log(1, 60s).value();
+  for (const char* key : {"gone", "kept"}) {
+    EXPECT_TRUE(h.check(window, 1, key).allowed);
+    EXPECT_TRUE(h.check(log, 1, key).allowed);
+  }
+  EXPECT_EQ(h.store.erase("gone"), 2u);
+  StoreStatus status = StoreStatus::kUnavailable;
+  h.store.reset("kept-not", [&](StoreStatus s) { status = s; });  // inline, and nothing to drop
+  EXPECT_EQ(status, StoreStatus::kOk);
+  EXPECT_TRUE(h.check(window, 1, "gone").allowed);
+  EXPECT_TRUE(h.check(log, 1, "gone").allowed);
+  EXPECT_FALSE(h.check(window, 1, "kept").allowed);
+  EXPECT_FALSE(h.check(log, 1, "kept").allowed);
+}
+
 TEST(MemoryStore, SweepKeepsKeysThatStillHoldState) {
   Harness h;
   const auto bucket = Policy::token_bucket(10, 1).value();
