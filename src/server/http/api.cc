@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 
 #include "core/json_text.h"
@@ -344,22 +345,27 @@ Response Api::listed_response(admin::Listed listed, std::string_view key, int al
 
 Response Api::decision_response(const Decision& d, const Policy& policy, int allowed_status,
                                 int denied_status, bool with_body, bool degraded) {
+  // Every decision is answered, so this is the hot path's formatting: compiled format strings,
+  // and room made once (the headers' vector would otherwise grow four times, the body three).
   Response r;
   r.status = d.allowed ? allowed_status : denied_status;
+  r.headers.reserve(6);
   const bool resets = d.reset_after != kNever;
   const std::int64_t reset_s = resets ? ceil_to(d.reset_after, 1'000'000) : 0;
 
   // draft-ietf-httpapi-ratelimit-headers-10: a policy item with its quota and window, and the
   // current state of that policy with what remains and when it resets.
   if (policy.window().count() > 0) {
-    r.headers.emplace_back("RateLimit-Policy", fmt::format("\"default\";q={};w={}", d.limit,
-                                                           ceil_to(policy.window(), 1'000'000)));
+    r.headers.emplace_back("RateLimit-Policy",
+                           fmt::format(FMT_COMPILE("\"default\";q={};w={}"), d.limit,
+                                       ceil_to(policy.window(), 1'000'000)));
   } else {
-    r.headers.emplace_back("RateLimit-Policy", fmt::format("\"default\";q={}", d.limit));
+    r.headers.emplace_back("RateLimit-Policy",
+                           fmt::format(FMT_COMPILE("\"default\";q={}"), d.limit));
   }
-  r.headers.emplace_back("RateLimit",
-                         resets ? fmt::format("\"default\";r={};t={}", d.remaining, reset_s)
-                                : fmt::format("\"default\";r={}", d.remaining));
+  r.headers.emplace_back(
+      "RateLimit", resets ? fmt::format(FMT_COMPILE("\"default\";r={};t={}"), d.remaining, reset_s)
+                          : fmt::format(FMT_COMPILE("\"default\";r={}"), d.remaining));
   r.headers.emplace_back("X-RateLimit-Limit", std::to_string(d.limit));
   r.headers.emplace_back("X-RateLimit-Remaining", std::to_string(d.remaining));
   if (resets) r.headers.emplace_back("X-RateLimit-Reset", std::to_string(reset_s));
@@ -372,11 +378,12 @@ Response Api::decision_response(const Decision& d, const Policy& policy, int all
   }
 
   std::string& b = r.body;
+  b.reserve(192);
   auto out = std::back_inserter(b);
-  fmt::format_to(out, R"({{"allowed":{},"limit":{},"remaining":{},"reset_after_ms":)", d.allowed,
-                 d.limit, d.remaining);
+  fmt::format_to(out, FMT_COMPILE(R"({{"allowed":{},"limit":{},"remaining":{},"reset_after_ms":)"),
+                 d.allowed, d.limit, d.remaining);
   if (resets) {
-    fmt::format_to(out, "{}", ceil_to(d.reset_after, 1000));
+    fmt::format_to(out, FMT_COMPILE("{}"), ceil_to(d.reset_after, 1000));
   } else {
     b += "null";
   }
@@ -384,11 +391,11 @@ Response Api::decision_response(const Decision& d, const Policy& policy, int all
   if (d.retry_after == kNever) {
     b += "null";
   } else {
-    fmt::format_to(out, "{}", ceil_to(d.retry_after, 1000));
+    fmt::format_to(out, FMT_COMPILE("{}"), ceil_to(d.retry_after, 1000));
   }
-  fmt::format_to(out, R"(,"algorithm":"{}","degraded":{})", to_string(policy.algorithm()),
-                 degraded);
-  if (!d.allowed) fmt::format_to(out, R"(,"reason":"{}")", to_string(d.reason));
+  fmt::format_to(out, FMT_COMPILE(R"(,"algorithm":"{}","degraded":{})"),
+                 to_string(policy.algorithm()), degraded);
+  if (!d.allowed) fmt::format_to(out, FMT_COMPILE(R"(,"reason":"{}")"), to_string(d.reason));
   if (policy.algorithm() == Algorithm::kLeakyBucket && d.allowed) {
     fmt::format_to(out, R"(,"delay_ms":{})", ceil_to(d.delay, 1000));
   }

@@ -6,11 +6,13 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 #include <thread>
 #include <vector>
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -48,6 +50,9 @@ struct Worker {
   tcp::acceptor acceptor{io};
   std::set<Session*> sessions;
   std::thread thread;
+  // Closes the sessions whose deadline passed (see Session::deadline).
+  asio::steady_timer watchdog{io};
+  bool draining = false;
 };
 
 // Reply: the Api's answer to the session's current request. respond() may run inline (inside
@@ -81,13 +86,23 @@ struct Reply final : Exchange {
 };
 
 struct Session {
-  beast::tcp_stream stream;
+  tcp::socket socket;
+  // When the read or write in progress must have finished: a worker's watchdog closes the socket
+  // of a session past it. One timer per worker, not one armed per operation: per-request timer
+  // and Beast stream bookkeeping was measurable on the Redis-through-HTTP path.
+  using Deadline = std::chrono::steady_clock::time_point;
+  Deadline deadline = Deadline::max();
+
+  void expires_after(std::chrono::steady_clock::duration d) {
+    deadline = std::chrono::steady_clock::now() + d;
+  }
+  void expires_never() { deadline = Deadline::max(); }
   beast::flat_buffer buffer;
   std::string out;       // the response being written
   bool waiting = false;  // suspended in a read of the next request
   Reply reply;
 
-  Session(tcp::socket socket, asio::io_context& io) : stream(std::move(socket)), reply(io) {}
+  Session(tcp::socket s, asio::io_context& io) : socket(std::move(s)), reply(io) {}
 };
 
 }  // namespace
@@ -122,10 +137,34 @@ struct HttpServer::Impl {
     }
   }
 
+  // watch(): every tick, closes the sockets of sessions past their deadline; their pending read
+  // or write then ends with an error and the session ends. The tick is an eighth of the shortest
+  // timeout (10 ms .. 250 ms), so a timeout is kept to within that.
+  std::chrono::milliseconds watchdog_tick() const {
+    const auto shortest = std::min(options.request_timeout, options.idle_timeout);
+    return std::clamp(shortest / 8, std::chrono::milliseconds(10), std::chrono::milliseconds(250));
+  }
+  void watch(Worker& w) {
+    w.watchdog.expires_after(watchdog_tick());
+    w.watchdog.async_wait([this, &w](const beast::error_code& ec) {
+      if (ec || w.draining) return;
+      const auto now = std::chrono::steady_clock::now();
+      for (Session* s : w.sessions) {
+        if (s->deadline <= now) {
+          beast::error_code ignored;
+          s->socket.close(ignored);
+        }
+      }
+      watch(w);
+    });
+  }
+
   // drain(): once the worker has no session left, cancels the deadline so run() can return.
   void drain(Worker& w, std::shared_ptr<asio::steady_timer> deadline) {
     if (w.sessions.empty()) {
       if (options.on_worker_stop) options.on_worker_stop(w.io);
+      w.draining = true;
+      w.watchdog.cancel();
       deadline->cancel();
       return;
     }
@@ -147,15 +186,18 @@ struct HttpServer::Impl {
     out.clear();
     auto it = std::back_inserter(out);
     const auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(response.status));
-    fmt::format_to(it, "HTTP/1.{} {} {}\r\nServer: floodgate\r\n", version == 10 ? 0 : 1,
-                   response.status, std::string_view(reason.data(), reason.size()));
+    fmt::format_to(it, FMT_COMPILE("HTTP/1.{} {} {}\r\nServer: floodgate\r\n"),
+                   version == 10 ? 0 : 1, response.status,
+                   std::string_view(reason.data(), reason.size()));
     if (!response.content_type.empty()) {
-      fmt::format_to(it, "Content-Type: {}\r\n", response.content_type);
+      fmt::format_to(it, FMT_COMPILE("Content-Type: {}\r\n"), response.content_type);
     }
     for (const auto& [name, value] : response.headers) {
-      fmt::format_to(it, "{}: {}\r\n", name, value);
+      fmt::format_to(it, FMT_COMPILE("{}: {}\r\n"), name, value);
     }
-    if (response.status != 204) fmt::format_to(it, "Content-Length: {}\r\n", response.body.size());
+    if (response.status != 204) {
+      fmt::format_to(it, FMT_COMPILE("Content-Length: {}\r\n"), response.body.size());
+    }
     if (!keep_alive) {
       out += "Connection: close\r\n";
     } else if (version == 10) {
@@ -163,8 +205,8 @@ struct HttpServer::Impl {
     }
     out += "\r\n";
     if (!head) out += response.body;
-    s.stream.expires_after(options.request_timeout);
-    co_await asio::async_write(s.stream, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
+    s.expires_after(options.request_timeout);
+    co_await asio::async_write(s.socket, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
   }
 
   // stream(): a streamed response (Response::next): the head without a length, then a part
@@ -183,12 +225,13 @@ struct HttpServer::Impl {
     }
     out += "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
     out += response.body;
-    asio::steady_timer pause(s.stream.get_executor());
+    asio::steady_timer pause(s.socket.get_executor());
     for (;;) {
-      s.stream.expires_after(options.request_timeout);
-      auto [ec, n] = co_await asio::async_write(s.stream, asio::buffer(out),
+      s.expires_after(options.request_timeout);
+      auto [ec, n] = co_await asio::async_write(s.socket, asio::buffer(out),
                                                 asio::as_tuple(asio::use_awaitable));
       if (ec || stopping.load()) break;
+      s.expires_never();
       pause.expires_after(response.stream_every);
       co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
       if (stopping.load()) break;
@@ -223,11 +266,11 @@ struct HttpServer::Impl {
   // reset the connection and the client could lose our answer (nginx's lingering close).
   static asio::awaitable<void> linger(Session& s) {
     beast::error_code ignored;
-    s.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    s.stream.expires_after(std::chrono::seconds(1));
+    s.socket.shutdown(tcp::socket::shutdown_send, ignored);
+    s.expires_after(std::chrono::seconds(1));
     char scratch[4096];
     for (std::size_t total = 0; total < (1u << 20);) {
-      auto [ec, n] = co_await s.stream.async_read_some(asio::buffer(scratch),
+      auto [ec, n] = co_await s.socket.async_read_some(asio::buffer(scratch),
                                                        asio::as_tuple(asio::use_awaitable));
       if (ec) break;
       total += n;
@@ -245,16 +288,16 @@ struct HttpServer::Impl {
       // Idle (up to idle_timeout) until the first byte of a request; from then on the whole
       // request must arrive within request_timeout, which is what stops slowloris.
       if (s.buffer.size() == 0) {
-        s.stream.expires_after(options.idle_timeout);
+        s.expires_after(options.idle_timeout);
         s.waiting = true;
-        auto [idle_ec, got] = co_await s.stream.async_read_some(
+        auto [idle_ec, got] = co_await s.socket.async_read_some(
             s.buffer.prepare(4096), asio::as_tuple(asio::use_awaitable));
         s.waiting = false;
         if (idle_ec) break;
         s.buffer.commit(got);
       }
-      s.stream.expires_after(options.request_timeout);
-      auto [ec, n] = co_await bhttp::async_read(s.stream, s.buffer, parser,
+      s.expires_after(options.request_timeout);
+      auto [ec, n] = co_await bhttp::async_read(s.socket, s.buffer, parser,
                                                 asio::as_tuple(asio::use_awaitable));
       if (ec) {
         std::optional<ApiError> error;
@@ -302,6 +345,7 @@ struct HttpServer::Impl {
         s.reply.respond(Api::error_response({500, "internal", e.what(), ""}));
         api.record_status(500);
       }
+      s.expires_never();  // the store's own timeout bounds the wait for the answer
       co_await s.reply.answer();
       if (s.reply.response.next && req.method() != bhttp::verb::head) {
         co_await stream(s, s.reply.response, req.version());
@@ -313,7 +357,7 @@ struct HttpServer::Impl {
       if (!keep_alive) break;
     }
     beast::error_code ignored;
-    s.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    s.socket.shutdown(tcp::socket::shutdown_send, ignored);
     w.sessions.erase(&s);
   }
 };
@@ -354,6 +398,7 @@ std::uint16_t HttpServer::bound_port() const { return impl_->port; }
 void HttpServer::run() {
   for (auto& w : impl_->workers) {
     asio::co_spawn(w->io, impl_->accept_loop(*w), asio::detached);
+    impl_->watch(*w);
   }
   auto serve = [this](Worker& w) {
     if (impl_->options.on_worker_start) impl_->options.on_worker_start(w.io);
@@ -377,7 +422,7 @@ void HttpServer::stop() {
       // Idle keep-alive connections close now; one with a request on its way finishes it.
       for (Session* s : w.sessions) {
         if (s->waiting && s->buffer.size() == 0) {
-          s->stream.socket().close(ignored);
+          s->socket.close(ignored);
         }
       }
       // Whatever is still open when the drain time is up is cut off.

@@ -1,6 +1,7 @@
 #include "store/redis/resp.h"
 
 #include <array>
+#include <cstdlib>
 #include <new>
 #include <vector>
 
@@ -23,6 +24,38 @@ const redisReplyObjectFunctions& default_functions() {
   return functions;
 }
 
+// Reply objects kept for reuse by this thread: a script call's reply is an array of six integers
+// per check, and allocating each of them (as hiredis does) was ~6 malloc/free pairs per check.
+// Every object here came from malloc (hiredis' calloc or ours), so whatever frees one with
+// free() instead (hiredis' freeReplyObject on a reader error) is still right.
+constexpr std::size_t kMaxPooled = 4096;
+struct ReplyPool {
+  std::vector<redisReply*> free;
+  ~ReplyPool() {
+    for (redisReply* r : free) std::free(r);
+  }
+};
+thread_local ReplyPool reply_pool;
+
+void* create_integer(const redisReadTask* task, long long value) {
+  redisReply* r = nullptr;
+  std::vector<redisReply*>& pooled_replies = reply_pool.free;
+  if (pooled_replies.empty()) {
+    r = static_cast<redisReply*>(std::calloc(1, sizeof(redisReply)));
+    if (r == nullptr) return nullptr;
+  } else {
+    r = pooled_replies.back();
+    pooled_replies.pop_back();
+    *r = redisReply{};
+  }
+  r->type = REDIS_REPLY_INTEGER;
+  r->integer = value;
+  if (task->parent != nullptr) {
+    static_cast<redisReply*>(task->parent->obj)->element[task->idx] = r;
+  }
+  return r;
+}
+
 redisReplyObjectFunctions* bounded_functions() {
   static redisReplyObjectFunctions functions = [] {
     redisReplyObjectFunctions f = default_functions();
@@ -30,12 +63,36 @@ redisReplyObjectFunctions* bounded_functions() {
       if (elements > kMaxArrayElements) return nullptr;  // the reader reports an error
       return default_functions().createArray(task, elements);
     };
+    f.createInteger = create_integer;
     return f;
   }();
   return &functions;
 }
 
 }  // namespace
+
+void release_reply(redisReply* reply) {
+  if (reply == nullptr) return;
+  switch (reply->type) {
+    case REDIS_REPLY_ARRAY:
+      for (std::size_t i = 0; i < reply->elements; ++i) release_reply(reply->element[i]);
+      std::free(reply->element);
+      break;
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+      std::free(reply->str);
+      break;
+    default:
+      break;
+  }
+  std::vector<redisReply*>& pooled_replies = reply_pool.free;
+  if (pooled_replies.size() < kMaxPooled) {
+    pooled_replies.push_back(reply);
+  } else {
+    std::free(reply);
+  }
+}
 
 RespReader::RespReader() : reader_(redisReaderCreateWithFunctions(bounded_functions())) {
   if (reader_ == nullptr) throw std::bad_alloc();

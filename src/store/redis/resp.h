@@ -15,8 +15,12 @@
 
 namespace floodgate::redis {
 
+// release_reply(): frees a reply, keeping its objects for the next replies this thread reads
+// (see resp.cc).
+void release_reply(redisReply* reply);
+
 struct ReplyDeleter {
-  void operator()(redisReply* reply) const { freeReplyObject(reply); }
+  void operator()(redisReply* reply) const { release_reply(reply); }
 };
 // Reply: one decoded reply (hiredis' redisReply: type, integer, str/len, element/elements).
 using Reply = std::unique_ptr<redisReply, ReplyDeleter>;

