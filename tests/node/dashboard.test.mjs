@@ -22,16 +22,16 @@
 // (tests/scripts/dashboard_test.sh runs it under CTest, installing the npm packages first.)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import puppeteer from 'puppeteer-core';
+
+import { exited, freePort, spawnChild, stopChild, track, waitForExit } from './children.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SOURCE_DIR = path.resolve(process.env.FLOODGATE_SOURCE_DIR || path.join(here, '..', '..'));
@@ -62,78 +62,6 @@ const HOT_CHECK = { key: 'hot-key', algorithm: 'fixed_window', limit: 5, window:
 const EVIL_KEY = 'evil-key';
 
 // ---- processes ------------------------------------------------------------------------------------
-
-// A port free at the time of asking (the kernel's choice for port 0); the server start retries
-// with new ports should another process take it meanwhile.
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-function exited(child) {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function waitForExit(child, ms) {
-  if (exited(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
-
-// Every process this file starts (floodgate, Chromium), until it has exited: killed (SIGKILL, by
-// PID) should this Node process exit without its `after` hook having run.
-const children = new Set();
-process.on('exit', () => {
-  for (const child of children) {
-    if (!exited(child)) {
-      try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
-    }
-  }
-});
-
-function track(child) {
-  if (child && child.pid) {
-    children.add(child);
-    child.once('exit', () => children.delete(child));
-  }
-}
-
-// spawnChild(): `binary args` with stdout and stderr kept (the last 100-200 kB) in .output of the
-// object returned (extend that object, do not copy it: .output grows in place).
-function spawnChild(binary, args, options) {
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
-  const proc = { child, output: '', spawnError: null };
-  const keep = (chunk) => {
-    proc.output += chunk.toString();
-    if (proc.output.length > 200_000) proc.output = proc.output.slice(-100_000);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.once('error', (e) => { proc.spawnError = e; });
-  track(child);
-  return proc;
-}
-
-// stopChild(): SIGTERM to the PID this test started, SIGKILL after 5 s.
-async function stopChild(proc) {
-  const { child } = proc;
-  if (!child.pid || exited(child)) return;
-  try { process.kill(child.pid, 'SIGTERM'); } catch { /* already gone */ }
-  if (await waitForExit(child, 5000)) return;
-  try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
-  await waitForExit(child, 5000);
-}
 
 // The environment floodgate runs with: only what a process needs to run (and sanitizer or
 // coverage settings of an instrumented build), none of the caller's REDIS_*, ADMIN_*, PORT, ...

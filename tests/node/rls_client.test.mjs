@@ -25,7 +25,6 @@
 // (google.protobuf.Duration.seconds) as strings.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -35,6 +34,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
+
+import { exited, freePort, spawnChild, stopChild } from './children.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SOURCE_DIR = path.resolve(process.env.FLOODGATE_SOURCE_DIR || path.join(here, '..', '..'));
@@ -120,34 +121,6 @@ function loadProtos() {
   return grpc.loadPackageDefinition(definition);
 }
 
-// A port free at the time of asking (the kernel's choice for port 0); the server start retries
-// with new ports should another process take it meanwhile.
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-function exited(child) {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function waitForExit(child, ms) {
-  if (exited(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
-
 async function httpHealthOk(httpPort) {
   try {
     const res = await fetch(`http://127.0.0.1:${httpPort}/health`,
@@ -157,46 +130,6 @@ async function httpHealthOk(httpPort) {
   } catch {
     return false;
   }
-}
-
-// Every process a suite starts, until it has exited: killed (SIGKILL, by PID) should this Node
-// process exit without its `after` hooks having run.
-const children = new Set();
-process.on('exit', () => {
-  for (const child of children) {
-    if (!exited(child)) {
-      try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
-    }
-  }
-});
-
-// spawnChild(): `binary args` with stdout and stderr kept (the last 100-200 kB) in .output of the
-// object returned (extend that object, do not copy it: .output grows in place).
-function spawnChild(binary, args) {
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const proc = { child, output: '', spawnError: null };
-  const keep = (chunk) => {
-    proc.output += chunk.toString();
-    if (proc.output.length > 200_000) proc.output = proc.output.slice(-100_000);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.once('error', (e) => { proc.spawnError = e; });
-  if (child.pid) {
-    children.add(child);
-    child.once('exit', () => children.delete(child));
-  }
-  return proc;
-}
-
-// stopChild(): SIGTERM to the PID this test started, SIGKILL after 5 s.
-async function stopChild(proc) {
-  const { child } = proc;
-  if (!child.pid || exited(child)) return;
-  try { process.kill(child.pid, 'SIGTERM'); } catch { /* already gone */ }
-  if (await waitForExit(child, 5000)) return;
-  try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
-  await waitForExit(child, 5000);
 }
 
 // startFloodgate(): the binary on two free ports, ready (gRPC listening line logged and GET

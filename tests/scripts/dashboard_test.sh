@@ -7,8 +7,8 @@
 # Installs the pinned npm packages first (`npm ci` into tests/node/node_modules, which is gitignored)
 # when they are missing or package-lock.json changed since the last install; puppeteer-core never
 # downloads a browser.
-# Exits 77 (CTest's SKIP_RETURN_CODE) only when node or npm is missing or `npm ci` fails (no network
-# to the npm registry). A missing /usr/bin/chromium (or $FLOODGATE_CHROMIUM) is a failure, not a
+# Exits 77 (CTest's SKIP_RETURN_CODE) only when node or npm is missing or too old, or `npm ci`
+# fails (no network to the npm registry). A missing /usr/bin/chromium (or $FLOODGATE_CHROMIUM) is a failure, not a
 # skip: scripts/install-deps.sh installs it. Bounded to 240 s in all.
 #
 #   tests/scripts/dashboard_test.sh BINARY [SOURCE_DIR]
@@ -22,44 +22,14 @@ if [[ -z ${FG_DASHBOARD_BOUNDED:-} ]]; then
   FG_DASHBOARD_BOUNDED=1 exec timeout -k 10 240 "$0" "$@"
 fi
 
-if [[ $# -lt 1 || $# -gt 2 ]]; then
-  echo "usage: $0 FLOODGATE_BINARY [FLOODGATE_SOURCE_DIR]" >&2
-  exit 2
-fi
-binary=$(realpath -- "$1")
-root=$(cd "${2:-$(dirname "$0")/../..}" && pwd)
-node_dir="$root/tests/node"
+# shellcheck source=tests/scripts/node_tests.sh
+source "$(dirname "$0")/node_tests.sh"
+node_tests_prepare "$0" "$@"
 chromium=${FLOODGATE_CHROMIUM:-/usr/bin/chromium}
-
-[[ -x $binary ]] || { echo "FAIL: no executable floodgate binary at $binary" >&2; exit 1; }
-[[ -f $node_dir/package-lock.json ]] || { echo "FAIL: no $node_dir/package-lock.json" >&2; exit 1; }
-
-for tool in node npm; do
-  command -v "$tool" > /dev/null 2>&1 || {
-    echo "SKIP: $tool is not installed (Debian: nodejs, npm)"
-    exit 77
-  }
-done
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-if [[ $node_major -lt 18 ]]; then
-  echo "FAIL: node $(node --version) is too old for node:test and puppeteer-core (18 or newer needed)" >&2
-  exit 1
-fi
 if [[ ! -x $chromium ]]; then
   echo "FAIL: no Chromium at $chromium (Debian: apt-get install chromium; scripts/install-deps.sh" \
        "installs it)" >&2
   exit 1
-fi
-
-# npm writes node_modules/.package-lock.json on every install: a lock file newer than it means the
-# pinned set changed since.
-if [[ ! -f $node_dir/node_modules/.package-lock.json ||
-      $node_dir/package-lock.json -nt $node_dir/node_modules/.package-lock.json ]]; then
-  echo "npm ci in $node_dir"
-  if ! (cd "$node_dir" && timeout 180 npm ci --no-audit --no-fund); then
-    echo "SKIP: npm ci failed in $node_dir (offline, or the npm registry cannot be reached?)"
-    exit 77
-  fi
 fi
 
 cd "$root"

@@ -21,39 +21,9 @@ if [[ -z ${FG_NODE_RLS_BOUNDED:-} ]]; then
   FG_NODE_RLS_BOUNDED=1 exec timeout -k 10 240 "$0" "$@"
 fi
 
-if [[ $# -lt 1 || $# -gt 2 ]]; then
-  echo "usage: $0 FLOODGATE_BINARY [FLOODGATE_SOURCE_DIR]" >&2
-  exit 2
-fi
-binary=$(realpath -- "$1")
-root=$(cd "${2:-$(dirname "$0")/../..}" && pwd)
-node_dir="$root/tests/node"
-
-[[ -x $binary ]] || { echo "FAIL: no executable floodgate binary at $binary" >&2; exit 1; }
-[[ -f $node_dir/package-lock.json ]] || { echo "FAIL: no $node_dir/package-lock.json" >&2; exit 1; }
-
-for tool in node npm; do
-  command -v "$tool" > /dev/null 2>&1 || {
-    echo "SKIP: $tool is not installed (Debian: nodejs, npm)"
-    exit 77
-  }
-done
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-if [[ $node_major -lt 18 ]]; then
-  echo "SKIP: node $(node --version) is too old for node:test (18 or newer needed)"
-  exit 77
-fi
-
-# npm writes node_modules/.package-lock.json on every install: a lock file newer than it means the
-# pinned set changed since.
-if [[ ! -f $node_dir/node_modules/.package-lock.json ||
-      $node_dir/package-lock.json -nt $node_dir/node_modules/.package-lock.json ]]; then
-  echo "npm ci in $node_dir"
-  if ! (cd "$node_dir" && timeout 180 npm ci --no-audit --no-fund); then
-    echo "SKIP: npm ci failed in $node_dir (offline, or the npm registry cannot be reached?)"
-    exit 77
-  fi
-fi
+# shellcheck source=tests/scripts/node_tests.sh
+source "$(dirname "$0")/node_tests.sh"
+node_tests_prepare "$0" "$@"
 
 cd "$root"
 echo "node $(node --version), floodgate $binary"

@@ -1,5 +1,8 @@
 #include "store/redis/plain_session.h"
 
+#include <algorithm>
+#include <random>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -20,6 +23,12 @@ std::string command(std::initializer_list<std::string_view> args) {
   std::string out;
   append_command(out, std::span<const std::string_view>(args.begin(), args.size()));
   return out;
+}
+
+std::chrono::milliseconds round_backoff(int round) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  const std::int64_t d = std::min<std::int64_t>(2000, std::int64_t{100} << std::min(round, 5));
+  return std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(d / 2, d)(rng));
 }
 
 void PlainSession::close() {

@@ -29,6 +29,10 @@ namespace floodgate::redis {
 // command(): a command encoded in RESP.
 std::string command(std::initializer_list<std::string_view> args);
 
+// round_backoff(): how long to wait after the `round`th round (from 0) in which every server
+// failed: 100 ms doubling to 2 s, jittered down to half of that.
+std::chrono::milliseconds round_backoff(int round);
+
 struct PlainSession {
   explicit PlainSession(boost::asio::io_context& io) : socket(io), guard(io), ping(io) {}
 

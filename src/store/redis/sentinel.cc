@@ -1,6 +1,5 @@
 #include "store/redis/sentinel.h"
 
-#include <random>
 #include <sstream>
 
 #include <boost/asio/as_tuple.hpp>
@@ -175,11 +174,7 @@ asio::awaitable<void> SentinelWatcher::watch() {
     if (log_) log_("warn", last_error_);
     if (++next % options_.sentinels.size() != 0) continue;  // the next sentinel, at once
     // Every sentinel failed: wait (100 ms doubling to 2 s, with jitter) before the next round.
-    thread_local std::minstd_rand rng{std::random_device{}()};
-    const std::int64_t d = std::min<std::int64_t>(2000, std::int64_t{100} << std::min(round, 5));
-    ++round;
-    backoff_timer_.expires_after(
-        std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(d / 2, d)(rng)));
+    backoff_timer_.expires_after(round_backoff(round++));
     co_await backoff_timer_.async_wait(kAwait);
   }
 }

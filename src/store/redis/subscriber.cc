@@ -1,7 +1,6 @@
 #include "store/redis/subscriber.h"
 
 #include <algorithm>
-#include <random>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -94,11 +93,7 @@ asio::awaitable<void> Subscriber::run() {
       last_error_ = std::move(line);
     }
     if (reached) round = 0;
-    thread_local std::minstd_rand rng{std::random_device{}()};
-    const std::int64_t d = std::min<std::int64_t>(2000, std::int64_t{100} << std::min(round, 5));
-    ++round;
-    backoff_timer_.expires_after(
-        std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(d / 2, d)(rng)));
+    backoff_timer_.expires_after(round_backoff(round++));
     co_await backoff_timer_.async_wait(kAwait);
   }
 }
