@@ -177,6 +177,24 @@ std::vector<ListEntry> AccessLists::all() const {
 
 bool AccessLists::empty() const { return snapshot().empty; }
 
+void AccessLists::put(ListEntry entry) {
+  std::lock_guard lock(mu_);
+  std::erase_if(entries_, [&](const ListEntry& e) {
+    return e.id == entry.id ||
+           (e.list == entry.list && e.is_ip == entry.is_ip && e.value == entry.value);
+  });
+  entries_.push_back(std::move(entry));
+  drop_expired_locked(clock_.now());
+  publish_locked();
+}
+
+void AccessLists::erase_id(std::string_view id) {
+  std::lock_guard lock(mu_);
+  if (std::erase_if(entries_, [&](const ListEntry& e) { return e.id == id; }) > 0) {
+    publish_locked();
+  }
+}
+
 void AccessLists::replace_all(std::vector<ListEntry> entries) {
   std::lock_guard lock(mu_);
   entries_ = std::move(entries);

@@ -84,6 +84,10 @@ class AccessLists {
   std::optional<ListEntry> remove(ListKind list, std::string_view id);
   // entries(): the live entries of `list`, oldest first.
   std::vector<ListEntry> entries(ListKind list) const;
+  // put(): `entry` (as a shared store holds it) is in force, replacing any entry with its id or
+  // with its value in its list. erase_id(): the entry with that id, in either list, is gone.
+  void put(ListEntry entry);
+  void erase_id(std::string_view id);
   // replace_all(): the lists become `entries` (both lists; expired ones are dropped).
   void replace_all(std::vector<ListEntry> entries);
   // all(): every live entry of both lists (to publish them to a shared store).

@@ -188,6 +188,16 @@ std::vector<Override> Overrides::entries() const {
   return out;
 }
 
+void Overrides::put(Override o) {
+  std::lock_guard lock(mu_);
+  std::erase_if(entries_, [&](const Override& e) {
+    return e.id == o.id || (e.prefix == o.prefix && e.key == o.key && e.rule == o.rule);
+  });
+  entries_.push_back(std::move(o));
+  drop_expired_locked(clock_.now());
+  publish_locked();
+}
+
 void Overrides::replace_all(std::vector<Override> entries) {
   std::lock_guard lock(mu_);
   entries_ = std::move(entries);

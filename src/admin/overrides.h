@@ -80,6 +80,9 @@ class Overrides {
   std::optional<Override> remove(std::string_view id);
   // entries(): the live overrides, oldest first.
   std::vector<Override> entries() const;
+  // put(): `o` (built, as a shared store holds it) is in force, replacing any override with its id
+  // or with its key (or prefix) and rule.
+  void put(Override o);
   // replace_all(): the overrides become `entries` (expired ones dropped).
   void replace_all(std::vector<Override> entries);
 

@@ -47,12 +47,17 @@ RedisFleet::RedisFleet(RedisStore& redis, AccessLists& lists, Overrides& overrid
   redis_.subscribe(
       channel_,
       [link = link_](std::string_view message) {
+        // "<version> <id>"
         std::int64_t version = -1;
-        std::from_chars(message.data(), message.data() + message.size(), version);
+        const auto [end, ec] =
+            std::from_chars(message.data(), message.data() + message.size(), version);
+        const std::string_view rest =
+            message.substr(static_cast<std::size_t>(end - message.data()));
+        const std::string id(rest.empty() ? rest : rest.substr(1));
         std::lock_guard guard(link->mu);
-        if (link->fleet == nullptr) return;
+        if (link->fleet == nullptr || ec != std::errc()) return;
         std::lock_guard lock(link->fleet->mu_);
-        link->fleet->announced_ = std::max(link->fleet->announced_, version);
+        link->fleet->announce_locked(version, id);
         link->fleet->wake_.notify_all();
       },
       [link = link_] {
@@ -105,6 +110,16 @@ std::vector<std::string> RedisFleet::reports() const {
   return reports_;
 }
 
+void RedisFleet::announce_locked(std::int64_t v, const std::string& id) {
+  const std::int64_t known = pending_.empty() ? applied_ : pending_.back().first;
+  if (v <= known) return;  // applied or queued already (this instance's own change, say)
+  if (v == known + 1 && !id.empty() && applied_ >= 0) {
+    pending_.emplace_back(v, id);
+  } else {
+    announced_ = std::max(announced_, v);  // a gap: reload everything
+  }
+}
+
 void RedisFleet::save(const std::string& id, const std::string& record,
                       const std::vector<std::string>& replaces, Done done) {
   // The new record first: should the HDEL of the replaced ones be lost, a reload keeps the newer
@@ -112,7 +127,7 @@ void RedisFleet::save(const std::string& id, const std::string& record,
   std::vector<std::string> del = {"HDEL", kRecords};
   del.insert(del.end(), replaces.begin(), replaces.end());
   send({"HSET", kRecords, id, record}, kRecords, kTimeout,
-       [this, del = std::move(del), done = std::move(done)](RedisValue v) mutable {
+       [this, id, del = std::move(del), done = std::move(done)](RedisValue v) mutable {
          if (!v.ok()) {
            done(why(v));
            return;
@@ -120,32 +135,33 @@ void RedisFleet::save(const std::string& id, const std::string& record,
          if (del.size() > 2) {
            send(std::move(del), kRecords, kTimeout, [](RedisValue) {});
          }
-         changed(std::move(done));
+         changed(id, std::move(done));
        });
 }
 
 void RedisFleet::erase(const std::string& id, Done done) {
   send({"HDEL", kRecords, id}, kRecords, kTimeout,
-       [this, done = std::move(done)](RedisValue v) mutable {
+       [this, id, done = std::move(done)](RedisValue v) mutable {
          if (!v.ok()) {
            done(why(v));
            return;
          }
-         changed(std::move(done));
+         changed(id, std::move(done));
        });
 }
 
-void RedisFleet::changed(Done done) {
-  send({"INCR", kVersion}, kVersion, kTimeout, [this, done = std::move(done)](RedisValue v) {
+void RedisFleet::changed(const std::string& id, Done done) {
+  send({"INCR", kVersion}, kVersion, kTimeout, [this, id, done = std::move(done)](RedisValue v) {
     if (v.type != RedisValue::Type::kInteger) {
       done(why(v));
       return;
     }
-    const std::string version = std::to_string(v.integer);
-    send({"PUBLISH", channel_, version}, channel_, kTimeout, [](RedisValue) {});
+    send({"PUBLISH", channel_, std::to_string(v.integer) + " " + id}, channel_, kTimeout,
+         [](RedisValue) {});
     {
+      // This instance applied the change already; reading it back keeps the version in step.
       std::lock_guard lock(mu_);
-      announced_ = std::max(announced_, v.integer);
+      announce_locked(v.integer, id);
       wake_.notify_all();
     }
     done("");
@@ -243,6 +259,27 @@ void RedisFleet::reload() {
   }
   std::lock_guard lock(mu_);
   applied_ = v;
+  while (!pending_.empty() && pending_.front().first <= v) pending_.pop_front();
+}
+
+bool RedisFleet::apply_one(const std::string& id) {
+  const RedisValue got = call(redis_, {"HGET", kRecords, id}, kRecords);
+  if (got.type == RedisValue::Type::kNil) {
+    lists_.erase_id(id);
+    overrides_.remove(id);
+    return true;
+  }
+  if (got.type != RedisValue::Type::kString) return false;
+  auto parsed = parse_record(got.text);
+  if (!parsed) return false;
+  if (auto* e = std::get_if<ListEntry>(&*parsed)) {
+    lists_.put(std::move(*e));
+    return true;
+  }
+  auto built = overrides_.build(std::move(std::get<Override>(*parsed)));
+  if (!built) return false;
+  overrides_.put(std::move(*built));
+  return true;
 }
 
 void RedisFleet::publish_report() {
@@ -280,10 +317,25 @@ void RedisFleet::run() {
     bool reload_now = false;
     {
       std::unique_lock lock(mu_);
-      wake_.wait_until(lock, std::min(next_poll, next_report),
-                       [&] { return stopping_ || reload_wanted_ || announced_ > applied_; });
+      wake_.wait_until(lock, std::min(next_poll, next_report), [&] {
+        return stopping_ || reload_wanted_ || announced_ > applied_ || !pending_.empty();
+      });
       if (stopping_) return;
       reload_now = reload_wanted_ || announced_ > applied_;
+      // One changed record at a time, while nothing asks for a reload.
+      while (!reload_now && !pending_.empty()) {
+        const auto [version, id] = pending_.front();
+        lock.unlock();
+        const bool applied = apply_one(id);
+        lock.lock();
+        if (!pending_.empty() && pending_.front().first == version) pending_.pop_front();
+        if (applied && applied_ == version - 1) {
+          applied_ = version;
+        } else {
+          reload_wanted_ = true;
+          reload_now = true;
+        }
+      }
     }
     const auto now = std::chrono::steady_clock::now();
     if (!reload_now && now >= next_poll) {
@@ -293,7 +345,7 @@ void RedisFleet::run() {
         std::from_chars(version.text.data(), version.text.data() + version.text.size(), v);
       }
       std::lock_guard lock(mu_);
-      reload_now = version.ok() && v != applied_;
+      reload_now = version.ok() && v != applied_ && pending_.empty();
     }
     if (now >= next_poll) next_poll = now + options_.poll_every;
     if (reload_now) {

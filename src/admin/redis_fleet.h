@@ -9,13 +9,13 @@
 //   fg:admin:{fg}:report:<instance>  the instance's stats report, with a TTL of 6 s
 //
 // One hash tag: one Cluster slot. Every instance holds the records as its local snapshots
-// (AccessLists, Overrides) and reloads them all when the version moves: at once when a change is
-// announced on the channel, and by a poll of the version every 250 ms, so a lost message or a
-// reconnect cannot leave an instance stale for more than that. Records are read with HSCAN, a page
-// of 1000 at a time. Expiry is checked on read (and an
-// expired record is deleted by whoever loads it). Records survive restarts of floodgate: an
-// instance loads them as it starts. Each instance writes its report every 2 s; a dead instance's
-// report expires and it drops out of the fleet.
+// (AccessLists, Overrides). A change is announced as "<version> <id>": an instance whose records
+// are at the version before reads that one record (HGET) and applies it; any gap (a lost message,
+// a reconnect, a restart) and the version poll every 250 ms lead to a reload of them all (HSCAN,
+// 1000 a page). A reload of 100,000 records takes ~1 s; one record, milliseconds. Expiry is checked
+// on read (and an expired record is deleted by whoever loads it). Records survive restarts of
+// floodgate: an instance loads them as it starts. Each instance writes its report every 2 s; a dead
+// instance's report expires and it drops out of the fleet.
 //
 // Thread-safety: every member may be called from any thread. The work runs on a thread of its own
 // and on the store's.
@@ -23,6 +23,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -68,8 +69,14 @@ class RedisFleet final : public Fleet {
             std::chrono::milliseconds timeout, std::function<void(RedisValue)> then);
   void run();
   void reload();
+  // apply_one(): reads record `id` and applies it (or its absence); false when it could not be
+  // read or parsed (a reload follows).
+  bool apply_one(const std::string& id);
   void publish_report();
-  void changed(Done done);
+  void changed(const std::string& id, Done done);
+  // announce_locked(): version `v` changed record `id`: queued for apply_one() when it follows
+  // what is applied or queued, else noted for a reload. Requires mu_.
+  void announce_locked(std::int64_t v, const std::string& id);
 
   RedisStore& redis_;
   AccessLists& lists_;
@@ -86,12 +93,13 @@ class RedisFleet final : public Fleet {
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
-  bool stopping_ = false;             // guarded by mu_
-  bool reload_wanted_ = true;         // guarded by mu_
-  std::int64_t announced_ = -1;       // guarded by mu_: the newest version announced
-  std::int64_t applied_ = -1;         // guarded by mu_
-  std::vector<std::string> reports_;  // guarded by mu_
-  int in_flight_ = 0;                 // guarded by mu_: commands sent, not answered yet
+  bool stopping_ = false;        // guarded by mu_
+  bool reload_wanted_ = true;    // guarded by mu_
+  std::int64_t announced_ = -1;  // guarded by mu_: the newest version announced
+  std::deque<std::pair<std::int64_t, std::string>> pending_;  // guarded by mu_: (version, id)
+  std::int64_t applied_ = -1;                                 // guarded by mu_
+  std::vector<std::string> reports_;                          // guarded by mu_
+  int in_flight_ = 0;  // guarded by mu_: commands sent, not answered yet
   std::thread thread_;
 };
 
