@@ -104,6 +104,7 @@ struct RedisValue {
   std::int64_t integer = 0;
   std::string text;  // kString, kStatus, kError; kFailed: why the command got no reply
   std::vector<RedisValue> elements;
+  StoreStatus failure = StoreStatus::kOk;  // kFailed: kTimeout or kUnavailable
 
   bool ok() const { return type != Type::kError && type != Type::kFailed; }
 };

@@ -65,6 +65,7 @@ struct StoreHealth {
   bool ready = true;
   std::string state = "ok";  // e.g. "connected", "connecting", "circuit_open", "auth_failed"
   std::string error;         // the last error, for operators; empty when none
+  std::uint64_t errors = 0;  // decisions the store could not make since it started, all kinds
 };
 
 // Completion: told once that every outcome of a batch is filled in.

@@ -4,10 +4,10 @@
 #include <cmath>
 #include <random>
 
-#include <xxhash.h>
+#include <fmt/format.h>
 #include <boost/unordered/unordered_flat_set.hpp>
 
-#include <fmt/format.h>
+#include "core/key_hash.h"
 
 namespace floodgate::admin {
 namespace {
@@ -16,14 +16,13 @@ constexpr std::size_t kMaxKeyBytes = 512;  // as a check's key (server/http/chec
 constexpr std::size_t kMaxNoteBytes = 1024;
 constexpr double kMaxExpiresInS = 10.0 * 365 * 24 * 3600;
 
-// Heterogeneous lookup (a std::string_view without building a std::string), XXH3 for the hash
-// (short keys in a few ns, well mixed, so the open-addressing set need not remix it).
-struct KeyHash {
-  using is_transparent = void;
-  using is_avalanching = void;
-  std::size_t operator()(std::string_view s) const { return XXH3_64bits(s.data(), s.size()); }
-};
-using KeySet = boost::unordered_flat_set<std::string, KeyHash, std::equal_to<>>;
+using KeySet = boost::unordered_flat_set<std::string, core::StringHash, std::equal_to<>>;
+
+// same_target(): the two entries list the same address (or network) or key in the same list, so
+// the newer replaces the older.
+bool same_target(const ListEntry& a, const ListEntry& b) {
+  return a.list == b.list && a.is_ip == b.is_ip && a.value == b.value;
+}
 
 std::string new_id(ListKind list) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -123,7 +122,7 @@ std::variant<ListEntry, AccessLists::AddError> AccessLists::add(ListKind list,
   std::size_t count = 0;
   std::vector<ListEntry> same;  // entries the new one replaces
   for (const ListEntry& old : entries_) {
-    if (old.list == list && old.is_ip == e.is_ip && old.value == e.value) {
+    if (same_target(old, e)) {
       same.push_back(old);
     } else {
       count += old.list == list ? 1U : 0U;
@@ -134,9 +133,7 @@ std::variant<ListEntry, AccessLists::AddError> AccessLists::add(ListKind list,
                     fmt::format("the {} holds {} entries, its limit (ADMIN_MAX_ENTRIES)",
                                 to_string(list), count)};
   }
-  std::erase_if(entries_, [&](const ListEntry& old) {
-    return old.list == list && old.is_ip == e.is_ip && old.value == e.value;
-  });
+  std::erase_if(entries_, [&](const ListEntry& old) { return same_target(old, e); });
   if (replaced != nullptr) *replaced = std::move(same);
   entries_.push_back(e);
   publish_locked();
@@ -179,10 +176,8 @@ bool AccessLists::empty() const { return snapshot().empty; }
 
 void AccessLists::put(ListEntry entry) {
   std::lock_guard lock(mu_);
-  std::erase_if(entries_, [&](const ListEntry& e) {
-    return e.id == entry.id ||
-           (e.list == entry.list && e.is_ip == entry.is_ip && e.value == entry.value);
-  });
+  std::erase_if(entries_,
+                [&](const ListEntry& e) { return e.id == entry.id || same_target(e, entry); });
   entries_.push_back(std::move(entry));
   drop_expired_locked(clock_.now());
   publish_locked();

@@ -160,36 +160,71 @@ std::variant<NewOverride, Response> parse_new_override(std::string_view body) {
   return o;
 }
 
-// sum_metric(): the sum of every series of counter `name` in exposition text.
-double sum_metric(std::string_view text, std::string_view name) {
-  double total = 0;
-  std::size_t at = 0;
-  while ((at = text.find(name, at)) != std::string_view::npos) {
-    const bool line_start = at == 0 || text[at - 1] == '\n';
-    const std::size_t after = at + name.size();
-    at = after;
-    if (!line_start || after >= text.size() || (text[after] != '{' && text[after] != ' ')) continue;
-    const std::size_t end = text.find('\n', after);
-    const std::string_view line = text.substr(after, end - after);
-    const std::size_t space = line.rfind(' ');
-    if (space == std::string_view::npos) continue;
-    total += std::strtod(std::string(line.substr(space + 1)).c_str(), nullptr);
-  }
-  return total;
-}
-
-// The figures of one instance's report, read back for merging.
+// Figures: one instance's stats, as it publishes them in its report (report_json()) and as the
+// cluster scope reads them back (read_report()) to add them up.
 struct Figures {
   std::string id;
-  double uptime_s = 0;
-  double reported_s_ago = 0;
-  std::int64_t reported_s = 0;  // the Unix second of the report
+  std::string version;
+  std::string store;
+  std::int64_t started_us = 0;
+  std::int64_t reported_us = 0;
   std::map<std::string, std::uint64_t> decisions;
-  std::map<std::string, std::array<std::uint64_t, 3>> rules;
-  std::map<std::int64_t, std::pair<std::uint64_t, std::uint64_t>> history;
-  std::vector<std::uint64_t> latency;
-  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> top;
+  std::map<std::string, std::array<std::uint64_t, 3>> rules;  // allowed, denied, degraded
+  std::map<std::int64_t, std::pair<std::uint64_t, std::uint64_t>> history;  // second → counts
+  std::vector<std::uint64_t> latency;                                       // histogram
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> top;       // key → count, error
 };
+
+std::string report_json(const Figures& f) {
+  std::string out = "{\"id\":";
+  append_json_string(out, f.id);
+  out += ",\"version\":";
+  append_json_string(out, f.version);
+  out += ",\"store\":";
+  append_json_string(out, f.store);
+  auto it = std::back_inserter(out);
+  fmt::format_to(it, ",\"started_us\":{},\"reported_us\":{},\"decisions\":{{", f.started_us,
+                 f.reported_us);
+  const char* sep = "";
+  for (const auto& [k, v] : f.decisions) {
+    out += sep;
+    append_json_string(out, k);
+    fmt::format_to(it, ":{}", v);
+    sep = ",";
+  }
+  out += "},\"rules\":[";
+  sep = "";
+  for (const auto& [rule, v] : f.rules) {
+    out += sep;
+    out += '[';
+    append_json_string(out, rule);
+    fmt::format_to(it, ",{},{},{}]", v[0], v[1], v[2]);
+    sep = ",";
+  }
+  out += "],\"history\":[";
+  sep = "";
+  for (const auto& [t, v] : f.history) {
+    fmt::format_to(it, "{}[{},{},{}]", sep, t, v.first, v.second);
+    sep = ",";
+  }
+  out += "],\"latency\":[";
+  sep = "";
+  for (const std::uint64_t c : f.latency) {
+    fmt::format_to(it, "{}{}", sep, c);
+    sep = ",";
+  }
+  out += "],\"top\":[";
+  sep = "";
+  for (const auto& [key, v] : f.top) {
+    out += sep;
+    out += '[';
+    append_json_string(out, key);
+    fmt::format_to(it, ",{},{}]", v.first, v.second);
+    sep = ",";
+  }
+  out += "]}";
+  return out;
+}
 
 std::uint64_t u64(const boost::json::value* v) {
   if (v == nullptr) return 0;
@@ -198,18 +233,15 @@ std::uint64_t u64(const boost::json::value* v) {
   return 0;
 }
 
-std::optional<Figures> read_report(std::string_view text, Micros now) {
+std::optional<Figures> read_report(std::string_view text) {
   boost::system::error_code ec;
   const boost::json::value v = boost::json::parse(text, ec);
   if (ec || !v.is_object()) return std::nullopt;
   const auto& o = v.as_object();
   Figures f;
   if (const auto* id = o.if_contains("id"); id && id->is_string()) f.id = id->as_string();
-  const auto started = static_cast<std::int64_t>(u64(o.if_contains("started_us")));
-  const auto reported = static_cast<std::int64_t>(u64(o.if_contains("reported_us")));
-  f.uptime_s = static_cast<double>(reported - started) / 1e6;
-  f.reported_s_ago = std::max(0.0, static_cast<double>(now.count() - reported) / 1e6);
-  f.reported_s = reported / 1'000'000;
+  f.started_us = static_cast<std::int64_t>(u64(o.if_contains("started_us")));
+  f.reported_us = static_cast<std::int64_t>(u64(o.if_contains("reported_us")));
   if (const auto* d = o.if_contains("decisions"); d && d->is_object()) {
     for (const auto& [k, value] : d->as_object()) f.decisions[std::string(k)] = u64(&value);
   }
@@ -237,6 +269,30 @@ std::optional<Figures> read_report(std::string_view text, Micros now) {
       f.top[std::string(a[0].as_string())] = {u64(&a[1]), u64(&a[2])};
     }
   }
+  return f;
+}
+
+// own_figures(): this instance's figures now.
+Figures own_figures(const AdminParts& parts, const AdminOptions& options, Micros started,
+                    Micros now) {
+  Figures f;
+  f.id = options.instance_id;
+  f.version = options.version;
+  f.store = std::string(parts.store->name());
+  f.started_us = started.count();
+  f.reported_us = now.count();
+  const auto totals = parts.metrics->totals();
+  f.decisions = {{"allowed", totals.allowed},
+                 {"denied", totals.denied},
+                 {"degraded", totals.degraded},
+                 {"allowlisted", totals.allowlisted},
+                 {"blocklisted", totals.blocklisted}};
+  for (const auto& r : totals.rules) f.rules[r.rule] = {r.allowed, r.denied, r.degraded};
+  for (const Stats::Second& second : parts.stats->history()) {
+    f.history[second.t] = {second.allowed, second.denied};
+  }
+  f.latency = parts.stats->latency_counts();
+  for (const TopEntry& e : parts.stats->top_keys().top(kTopKeys)) f.top[e.key] = {e.count, e.error};
   return f;
 }
 
@@ -394,11 +450,7 @@ void AdminApi::list_route(const Request& request, ListKind list, std::string_vie
             if (!why.empty()) {
               // Not saved: this instance goes back to what the fleet has.
               parts_.lists->remove(list, stored.id);
-              if (!replaced.empty()) {
-                auto all = parts_.lists->all();
-                all.insert(all.end(), replaced.begin(), replaced.end());
-                parts_.lists->replace_all(std::move(all));
-              }
+              for (const ListEntry& e : replaced) parts_.lists->put(e);
               return reply(store_unavailable(why));
             }
             audit("add", record(stored), from);
@@ -424,11 +476,7 @@ void AdminApi::list_route(const Request& request, ListKind list, std::string_vie
   share(removed_id, "", {},
         [this, removed = std::move(*removed), from, reply](const std::string& why) {
           if (!why.empty()) {
-            parts_.lists->replace_all([&] {
-              auto all = parts_.lists->all();
-              all.push_back(removed);
-              return all;
-            }());
+            parts_.lists->put(removed);
             return reply(store_unavailable(why));
           }
           audit("remove", record(removed), from);
@@ -478,11 +526,7 @@ void AdminApi::limits_route(const Request& request, std::string_view rest, Reply
             if (!why.empty()) {
               // Not saved: this instance goes back to what the fleet has.
               parts_.overrides->remove(stored.id);
-              if (!replaced.empty()) {
-                auto all = parts_.overrides->entries();
-                all.insert(all.end(), replaced.begin(), replaced.end());
-                parts_.overrides->replace_all(std::move(all));
-              }
+              for (const Override& o : replaced) parts_.overrides->put(o);
               return reply(store_unavailable(why));
             }
             audit("set_limit", record(stored), from);
@@ -505,9 +549,7 @@ void AdminApi::limits_route(const Request& request, std::string_view rest, Reply
   share(removed_id, "", {},
         [this, removed = std::move(*removed), from, reply](const std::string& why) {
           if (!why.empty()) {
-            auto all = parts_.overrides->entries();
-            all.push_back(removed);
-            parts_.overrides->replace_all(std::move(all));
+            parts_.overrides->put(removed);
             return reply(store_unavailable(why));
           }
           audit("remove_limit", record(removed), from);
@@ -610,59 +652,17 @@ void AdminApi::reset(const Request& request, Reply reply) {
 }
 
 std::string AdminApi::report() const {
-  const Micros now = wall_now();
-  std::string out = "{\"id\":";
-  append_json_string(out, options_.instance_id);
-  out += ",\"version\":";
-  append_json_string(out, options_.version);
-  out += ",\"store\":";
-  append_json_string(out, parts_.store->name());
-  fmt::format_to(std::back_inserter(out), ",\"started_us\":{},\"reported_us\":{}", started_.count(),
-                 now.count());
-  const auto totals = parts_.metrics->totals();
-  fmt::format_to(std::back_inserter(out),
-                 ",\"decisions\":{{\"allowed\":{},\"denied\":{},\"degraded\":{},"
-                 "\"allowlisted\":{},\"blocklisted\":{}}},\"rules\":[",
-                 totals.allowed, totals.denied, totals.degraded, totals.allowlisted,
-                 totals.blocklisted);
-  for (std::size_t i = 0; i < totals.rules.size(); ++i) {
-    const auto& r = totals.rules[i];
-    out += i == 0 ? "[" : ",[";
-    append_json_string(out, r.rule);
-    fmt::format_to(std::back_inserter(out), ",{},{},{}]", r.allowed, r.denied, r.degraded);
-  }
-  out += "],\"history\":[";
-  const auto history = parts_.stats->history();
-  for (std::size_t i = 0; i < history.size(); ++i) {
-    fmt::format_to(std::back_inserter(out), "{}[{},{},{}]", i == 0 ? "" : ",", history[i].t,
-                   history[i].allowed, history[i].denied);
-  }
-  out += "],\"latency\":[";
-  const auto latency = parts_.stats->latency_counts();
-  for (std::size_t i = 0; i < latency.size(); ++i) {
-    fmt::format_to(std::back_inserter(out), "{}{}", i == 0 ? "" : ",", latency[i]);
-  }
-  out += "],\"top\":[";
-  const auto top = parts_.stats->top_keys().top(kTopKeys);
-  for (std::size_t i = 0; i < top.size(); ++i) {
-    out += i == 0 ? "[" : ",[";
-    append_json_string(out, top[i].key);
-    fmt::format_to(std::back_inserter(out), ",{},{}]", top[i].count, top[i].error);
-  }
-  out += "]}";
-  return out;
+  return report_json(own_figures(parts_, options_, started_, wall_now()));
 }
 
 std::string AdminApi::stats_json(bool cluster) const {
   const Micros now = wall_now();
   std::vector<std::string> reports;
   if (cluster && parts_.fleet != nullptr) reports = parts_.fleet->reports();
-  const std::string mine = report();
-  // This instance's own figures are always the freshest: use them in place of its last report.
-  std::vector<Figures> all;
-  if (auto f = read_report(mine, now)) all.push_back(std::move(*f));
+  // This instance's own figures are always the freshest: used in place of its last report.
+  std::vector<Figures> all = {own_figures(parts_, options_, started_, now)};
   for (const std::string& r : reports) {
-    auto f = read_report(r, now);
+    auto f = read_report(r);
     if (f && f->id != options_.instance_id) all.push_back(std::move(*f));
   }
 
@@ -700,7 +700,8 @@ std::string AdminApi::stats_json(bool cluster) const {
     out += i == 0 ? "{\"id\":" : ",{\"id\":";
     append_json_string(out, all[i].id);
     fmt::format_to(std::back_inserter(out), ",\"uptime_s\":{:.1f},\"reported_s_ago\":{:.1f}}}",
-                   all[i].uptime_s, all[i].reported_s_ago);
+                   static_cast<double>(all[i].reported_us - all[i].started_us) / 1e6,
+                   std::max(0.0, static_cast<double>(now.count() - all[i].reported_us) / 1e6));
   }
   auto decision = [&](const char* k) { return sum.decisions[k]; };
   fmt::format_to(std::back_inserter(out),
@@ -713,7 +714,7 @@ std::string AdminApi::stats_json(bool cluster) const {
   // rate counts every instance rather than this one alone.
   const std::int64_t now_s = now.count() / 1'000'000;
   std::int64_t end_s = now_s;
-  for (const Figures& f : all) end_s = std::min(end_s, f.reported_s);
+  for (const Figures& f : all) end_s = std::min(end_s, f.reported_us / 1'000'000);
   auto rate = [&](int seconds) {
     double allowed = 0;
     double denied = 0;
@@ -734,17 +735,14 @@ std::string AdminApi::stats_json(bool cluster) const {
                  "\"latency_ms\":{{\"p50\":{:.3f},\"p99\":{:.3f},\"count\":{}}}",
                  a1, d1, a60, d60, l.p50_ms, l.p99_ms, l.count);
   const StoreHealth h = parts_.store->health();
-  std::string store_metrics;
-  parts_.store->append_metrics(store_metrics);
   out += ",\"store\":{\"name\":";
   append_json_string(out, parts_.store->name());
   fmt::format_to(std::back_inserter(out), ",\"ready\":{},\"state\":", h.ready);
   append_json_string(out, h.state);
   out += ",\"error\":";
   append_json_string(out, h.error);
-  fmt::format_to(std::back_inserter(out), ",\"circuit\":\"{}\",\"errors\":{:.0f}}}",
-                 h.state == "circuit_open" ? "open" : "closed",
-                 sum_metric(store_metrics, "floodgate_store_errors_total"));
+  fmt::format_to(std::back_inserter(out), ",\"circuit\":\"{}\",\"errors\":{}}}",
+                 h.state == "circuit_open" ? "open" : "closed", h.errors);
   out += ",\"rules\":[";
   bool first = true;
   for (const auto& [name, v] : sum.rules) {

@@ -4,10 +4,10 @@
 #include <cmath>
 #include <random>
 
-#include <xxhash.h>
+#include <fmt/format.h>
 #include <boost/unordered/unordered_flat_map.hpp>
 
-#include <fmt/format.h>
+#include "core/key_hash.h"
 
 namespace floodgate::admin {
 namespace {
@@ -16,12 +16,7 @@ constexpr std::size_t kMaxKeyBytes = 512;  // as a check's key
 constexpr std::size_t kMaxRuleBytes = 128;
 constexpr double kMaxExpiresInS = 10.0 * 365 * 24 * 3600;
 
-struct StringHash {
-  using is_transparent = void;
-  using is_avalanching = void;
-  std::size_t operator()(std::string_view s) const { return XXH3_64bits(s.data(), s.size()); }
-};
-using PolicyMap = boost::unordered_flat_map<std::string, Policy, StringHash, std::equal_to<>>;
+using PolicyMap = boost::unordered_flat_map<std::string, Policy, core::StringHash, std::equal_to<>>;
 
 // Map keys: the rule, a unit separator, then the key (or prefix). No key or rule name the API
 // accepts holds the separator... and if one did, it would only match itself.
@@ -31,6 +26,12 @@ void compose(std::string& out, std::string_view rule, std::string_view key) {
   out.assign(rule);
   out += kSeparator;
   out += key;
+}
+
+// same_target(): the two overrides are for the same key (or prefix) and rule, so the newer
+// replaces the older.
+bool same_target(const Override& a, const Override& b) {
+  return a.prefix == b.prefix && a.key == b.key && a.rule == b.rule;
 }
 
 std::string new_id() {
@@ -147,9 +148,7 @@ std::variant<Override, Overrides::AddError> Overrides::add(
 
   std::lock_guard lock(mu_);
   drop_expired_locked(now);
-  auto same = [&](const Override& e) {
-    return e.prefix == o.prefix && e.key == o.key && e.rule == o.rule;
-  };
+  auto same = [&](const Override& e) { return same_target(e, o); };
   std::vector<Override> same_ones;
   for (const Override& e : entries_) {
     if (same(e)) same_ones.push_back(e);
@@ -190,9 +189,7 @@ std::vector<Override> Overrides::entries() const {
 
 void Overrides::put(Override o) {
   std::lock_guard lock(mu_);
-  std::erase_if(entries_, [&](const Override& e) {
-    return e.id == o.id || (e.prefix == o.prefix && e.key == o.key && e.rule == o.rule);
-  });
+  std::erase_if(entries_, [&](const Override& e) { return e.id == o.id || same_target(e, o); });
   entries_.push_back(std::move(o));
   drop_expired_locked(clock_.now());
   publish_locked();

@@ -27,6 +27,15 @@ std::int64_t wall_ms() {
       .count();
 }
 
+// version_of(): the counter GET answered (a nil is version 0: no change made yet).
+std::int64_t version_of(const RedisValue& v) {
+  std::int64_t version = 0;
+  if (v.type == RedisValue::Type::kString) {
+    std::from_chars(v.text.data(), v.text.data() + v.text.size(), version);
+  }
+  return version;
+}
+
 std::string why(const RedisValue& v) {
   return v.type == RedisValue::Type::kFailed ? "redis: " + v.text : v.text;
 }
@@ -98,11 +107,6 @@ void RedisFleet::send(std::vector<std::string> args, const std::string& routing,
     --in_flight_;
     wake_.notify_all();
   });
-}
-
-std::int64_t RedisFleet::applied_version() const {
-  std::lock_guard lock(mu_);
-  return applied_;
 }
 
 std::vector<std::string> RedisFleet::reports() const {
@@ -184,10 +188,7 @@ RedisValue call(RedisStore& redis, std::vector<std::string> args, const std::str
 void RedisFleet::reload() {
   const RedisValue version = call(redis_, {"GET", kVersion}, kVersion);
   if (!version.ok()) return;
-  std::int64_t v = 0;
-  if (version.type == RedisValue::Type::kString) {
-    std::from_chars(version.text.data(), version.text.data() + version.text.size(), v);
-  }
+  const std::int64_t v = version_of(version);
   // HSCAN in pages rather than one HGETALL: a large hash neither blocks Redis for long nor
   // outlasts a call's timeout. A record seen twice (the hash was rehashed meanwhile) counts once.
   std::map<std::string, std::string> all;
@@ -340,10 +341,7 @@ void RedisFleet::run() {
     const auto now = std::chrono::steady_clock::now();
     if (!reload_now && now >= next_poll) {
       const RedisValue version = call(redis_, {"GET", kVersion}, kVersion);
-      std::int64_t v = 0;
-      if (version.type == RedisValue::Type::kString) {
-        std::from_chars(version.text.data(), version.text.data() + version.text.size(), v);
-      }
+      const std::int64_t v = version_of(version);
       std::lock_guard lock(mu_);
       reload_now = version.ok() && v != applied_ && pending_.empty();
     }

@@ -60,9 +60,6 @@ class RedisFleet final : public Fleet {
   void erase(const std::string& id, Done done) override;
   std::vector<std::string> reports() const override;
 
-  // applied_version(): the version of the records this instance holds (-1: none loaded yet).
-  std::int64_t applied_version() const;
-
  private:
   // send(): redis_.command(), counted in in_flight_ so that the destructor can wait for it.
   void send(std::vector<std::string> args, const std::string& routing,

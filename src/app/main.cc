@@ -119,6 +119,15 @@ std::string log_safe(std::string_view text) {
   return out;
 }
 
+// log_line(): a store's or the fleet's message ("warn" or "info") into the log.
+void log_line(std::string_view level, std::string_view message) {
+  if (level == "warn") {
+    spdlog::warn("{}", log_safe(message));
+  } else {
+    spdlog::info("{}", log_safe(message));
+  }
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
   std::ostringstream text;
@@ -292,13 +301,7 @@ int run_serve(const floodgate::app::Settings& s) {
   std::unique_ptr<floodgate::RedisStore> redis;
   if (s.backend != "memory") {
     auto redis_options = *floodgate::app::redis_options(s);  // validated above
-    redis_options.log = [](std::string_view level, std::string_view message) {
-      if (level == "warn") {
-        spdlog::warn("{}", log_safe(message));
-      } else {
-        spdlog::info("{}", log_safe(message));
-      }
-    };
+    redis_options.log = log_line;
     std::string where = fmt::format("{}:{}", redis_options.host, redis_options.port);
     if (!redis_options.sentinels.empty()) {
       where = fmt::format("master '{}' through {} sentinel(s)", redis_options.sentinel_master,
@@ -397,18 +400,10 @@ int run_serve(const floodgate::app::Settings& s) {
   if (redis) {
     fleet = std::make_unique<floodgate::admin::RedisFleet>(
         *redis, access_lists, overrides,
-        floodgate::admin::RedisFleet::Options{
-            .instance_id = instance_id,
-            .db = floodgate::app::redis_options(s)->db,
-            .report = [&admin_api] { return admin_api.report(); },
-            .log =
-                [](std::string_view level, std::string_view message) {
-                  if (level == "warn") {
-                    spdlog::warn("{}", log_safe(message));
-                  } else {
-                    spdlog::info("{}", log_safe(message));
-                  }
-                }});
+        floodgate::admin::RedisFleet::Options{.instance_id = instance_id,
+                                              .db = floodgate::app::redis_options(s)->db,
+                                              .report = [&admin_api] { return admin_api.report(); },
+                                              .log = log_line});
     admin_api.set_fleet(fleet.get());
   }
   std::unique_ptr<floodgate::http::HttpServer> admin_server;

@@ -12,4 +12,8 @@ KeyHash hash_key(Algorithm algorithm, std::string_view key) {
   return {h.low64, h.high64};
 }
 
+std::size_t StringHash::operator()(std::string_view s) const {
+  return XXH3_64bits(s.data(), s.size());
+}
+
 }  // namespace floodgate::core

@@ -22,6 +22,15 @@ struct KeyHash {
 
 KeyHash hash_key(Algorithm algorithm, std::string_view key);
 
+// StringHash: XXH3 of a string, for hash maps and sets keyed by std::string and looked up by
+// std::string_view without building a string (transparent); well mixed, so an open-addressing
+// container need not remix it (avalanching).
+struct StringHash {
+  using is_transparent = void;
+  using is_avalanching = void;
+  std::size_t operator()(std::string_view s) const;
+};
+
 // KeyHashHasher: for hash maps. XXH3 output is already well mixed, so the map need not remix it.
 struct KeyHashHasher {
   using is_avalanching = void;

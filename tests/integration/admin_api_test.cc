@@ -120,7 +120,7 @@ TEST(AdminApi, BlocklistedKeysAndAddressesAreRefusedWithoutTouchingTheStore) {
 
 TEST(AdminApi, AllowlistedChecksConsumeNothingAndTheBlocklistWins) {
   Admin a;
-  const std::string once = R"({"key":"vip","algorithm":"fixed_window","limit":1,"window":60})";
+  const std::string once = R"({"key":"vip","algorithm":"fixed_window","limit":1,"window":3600})";
   auto vip = a.add("allowlist", R"({"key":"vip"})");
   ASSERT_EQ(vip.status, 201);
   for (int i = 0; i < 3; ++i) {
@@ -297,7 +297,7 @@ TEST(AdminLimits, AnOverrideChangesTheNextDecisionOfItsKeyAndIsListed) {
   Admin a;
   EXPECT_EQ(a.check(R"({"key":"user:1"})"), 200);  // the defaults: 1000 per hour
   auto set =
-      a.add("limits", R"({"key":"user:1","algorithm":"fixed_window","limit":2,"window":60})");
+      a.add("limits", R"({"key":"user:1","algorithm":"fixed_window","limit":2,"window":3600})");
   ASSERT_EQ(set.status, 201) << set.body;
   EXPECT_THAT(set.body, HasSubstr(R"("key":"user:1")"));
   EXPECT_THAT(set.body, HasSubstr(R"("rule":null)"));
@@ -311,7 +311,7 @@ TEST(AdminLimits, AnOverrideChangesTheNextDecisionOfItsKeyAndIsListed) {
   EXPECT_EQ(a.check(R"({"key":"user:1"})"), 429);
   EXPECT_EQ(a.check(R"({"key":"user:2"})"), 200);  // other keys keep their limit
   // An inline policy in the request is overridden too: the operator's word is the last.
-  EXPECT_EQ(a.check(R"({"key":"user:1","algorithm":"fixed_window","limit":1000,"window":60})"),
+  EXPECT_EQ(a.check(R"({"key":"user:1","algorithm":"fixed_window","limit":1000,"window":3600})"),
             429);
 
   auto listed = a.get("limits");
@@ -328,15 +328,15 @@ TEST(AdminLimits, AnOverrideChangesTheNextDecisionOfItsKeyAndIsListed) {
 TEST(AdminLimits, TheLongestPrefixWinsAndAnExactKeyBeatsEveryPrefix) {
   Admin a;
   ASSERT_EQ(
-      a.add("limits", R"({"key_prefix":"t:","algorithm":"fixed_window","limit":3,"window":60})")
+      a.add("limits", R"({"key_prefix":"t:","algorithm":"fixed_window","limit":3,"window":3600})")
           .status,
       201);
   ASSERT_EQ(a.add("limits",
-                  R"({"key_prefix":"t:acme:","algorithm":"fixed_window","limit":5,"window":60})")
+                  R"({"key_prefix":"t:acme:","algorithm":"fixed_window","limit":5,"window":3600})")
                 .status,
             201);
   ASSERT_EQ(
-      a.add("limits", R"({"key":"t:acme:1","algorithm":"fixed_window","limit":7,"window":60})")
+      a.add("limits", R"({"key":"t:acme:1","algorithm":"fixed_window","limit":7,"window":3600})")
           .status,
       201);
   auto limit_of = [&](std::string_view key) {
@@ -355,7 +355,7 @@ TEST(AdminLimits, AnOverrideForARuleAppliesToThatRulesChecksOnly) {
   Admin& a = s.a;
   ASSERT_EQ(
       a.add("limits",
-            R"({"key":"alice","rule":"login","algorithm":"fixed_window","limit":1,"window":60})")
+            R"({"key":"alice","rule":"login","algorithm":"fixed_window","limit":1,"window":3600})")
           .status,
       201);
   EXPECT_EQ(a.check(R"({"rule":"login","key":"alice"})"), 200);
@@ -372,7 +372,7 @@ TEST(AdminLimits, OverridesExpireOnTime) {
   Admin a;
   auto set = a.add(
       "limits",
-      R"({"key":"brief","algorithm":"fixed_window","limit":1,"window":60,"expires_in_s":0.3})");
+      R"({"key":"brief","algorithm":"fixed_window","limit":1,"window":3600,"expires_in_s":0.3})");
   ASSERT_EQ(set.status, 201);
   EXPECT_THAT(set.body, Not(HasSubstr(R"("expires_at":null)")));
   EXPECT_EQ(a.check(R"({"key":"brief"})"), 200);
@@ -442,12 +442,12 @@ TEST(AdminReset, AResetKeyStartsFreshForInlineChecksAndEveryRule) {
   limits::WithRules s;
   Admin& a = s.a;
   const std::string inline_check =
-      R"({"key":"bob","algorithm":"fixed_window","limit":1,"window":60})";
+      R"({"key":"bob","algorithm":"fixed_window","limit":1,"window":3600})";
   EXPECT_EQ(a.check(inline_check), 200);
   EXPECT_EQ(a.check(inline_check), 429);
   ASSERT_EQ(
       a.add("limits",
-            R"({"key":"bob","rule":"login","algorithm":"fixed_window","limit":1,"window":60})")
+            R"({"key":"bob","rule":"login","algorithm":"fixed_window","limit":1,"window":3600})")
           .status,
       201);
   EXPECT_EQ(a.check(R"({"rule":"login","key":"bob"})"), 200);
@@ -476,7 +476,7 @@ TEST(AdminStats, CountsDecisionsByRuleTheRateTheLatencyAndTheTopDeniedKeys) {
   limits::WithRules s;
   Admin& a = s.a;
   for (int i = 0; i < 5; ++i)
-    a.check(R"({"key":"hot","algorithm":"fixed_window","limit":1,"window":60})");
+    a.check(R"({"key":"hot","algorithm":"fixed_window","limit":1,"window":3600})");
   for (int i = 0; i < 3; ++i) a.check(R"({"rule":"login","key":"carol"})");
   auto r = a.admin.request("GET", "/admin/stats", {}, bearer());
   ASSERT_EQ(r->status, 200);

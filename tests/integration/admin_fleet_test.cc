@@ -69,8 +69,8 @@ TEST(AdminFleet, AChangeOnOneInstanceIsInForceOnTheOtherWithinASecond) {
   EXPECT_THAT(b.get("/admin/blocklist").body, HasSubstr(R"("key":"scraper")"));
 
   // An override.
-  const auto set = b.post("/admin/limits",
-                          R"({"key":"tenant:9","algorithm":"fixed_window","limit":2,"window":60})");
+  const auto set = b.post(
+      "/admin/limits", R"({"key":"tenant:9","algorithm":"fixed_window","limit":2,"window":3600})");
   ASSERT_EQ(set.status, 201) << set.body;
   EXPECT_TRUE(eventually(1s, [&] {
     return a.api.request("POST", "/v1/inspect", R"({"key":"tenant:9"})")
@@ -122,7 +122,7 @@ TEST(AdminFleet, ClusterStatsCountEveryInstanceAndAKilledOneDropsOut) {
   Instance a(redis);
   auto b = std::make_unique<Instance>(redis);
   for (int i = 0; i < 6; ++i)
-    b->check(R"({"key":"busy","algorithm":"fixed_window","limit":2,"window":60})");
+    b->check(R"({"key":"busy","algorithm":"fixed_window","limit":2,"window":3600})");
   for (int i = 0; i < 3; ++i) a.check(R"({"key":"quiet"})");
   // Reports go out every 2 s.
   EXPECT_TRUE(eventually(5s, [&] {

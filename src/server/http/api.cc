@@ -230,11 +230,6 @@ std::optional<Response> Api::check(const Request& request, Shape shape, Exchange
     policy = policy_for(req, options_.defaults, error);
     if (!policy) return error_response(error);
   }
-  if (options_.overrides != nullptr) {
-    if (auto changed = options_.overrides->find(*req.key, req.rule ? *req.rule : "")) {
-      policy = *changed;
-    }
-  }
   const auto cost =
       shape == Shape::kInspect ? std::optional<std::uint64_t>{0} : cost_of(req, error);
   if (!cost) return error_response(error);
@@ -249,6 +244,12 @@ std::optional<Response> Api::check(const Request& request, Shape shape, Exchange
   if (options_.lists) {
     const admin::Listed listed = options_.lists->check(*req.key, ip ? &*ip : nullptr);
     if (listed != admin::Listed::kNone) return listed_response(listed, *req.key, 200, true);
+  }
+  // A runtime override (POST /admin/limits) replaces whatever policy the request named.
+  if (options_.overrides != nullptr) {
+    if (auto changed = options_.overrides->find(*req.key, req.rule ? *req.rule : "")) {
+      policy = *changed;
+    }
   }
 
   x.key_ = rule_key.empty() ? std::move(*req.key) : std::move(rule_key);
@@ -397,7 +398,7 @@ Response Api::decision_response(const Decision& d, const Policy& policy, int all
                  to_string(policy.algorithm()), degraded);
   if (!d.allowed) fmt::format_to(out, FMT_COMPILE(R"(,"reason":"{}")"), to_string(d.reason));
   if (policy.algorithm() == Algorithm::kLeakyBucket && d.allowed) {
-    fmt::format_to(out, R"(,"delay_ms":{})", ceil_to(d.delay, 1000));
+    fmt::format_to(out, FMT_COMPILE(R"(,"delay_ms":{})"), ceil_to(d.delay, 1000));
   }
   b += '}';
   return r;

@@ -178,11 +178,8 @@ struct HttpServer::Impl {
     return ec ? std::string() : endpoint.address().to_string();
   }
 
-  // write(): serializes the response straight into the session's buffer (reused, so steady-state
-  // keep-alive traffic allocates nothing here) and sends it in one write.
-  asio::awaitable<void> write(Session& s, const Response& response, unsigned version,
-                              bool keep_alive, bool head = false) {
-    std::string& out = s.out;
+  // head_lines(): the status line and the response's own header fields, over `out`.
+  static void head_lines(std::string& out, const Response& response, unsigned version) {
     out.clear();
     auto it = std::back_inserter(out);
     const auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(response.status));
@@ -195,6 +192,15 @@ struct HttpServer::Impl {
     for (const auto& [name, value] : response.headers) {
       fmt::format_to(it, FMT_COMPILE("{}: {}\r\n"), name, value);
     }
+  }
+
+  // write(): serializes the response straight into the session's buffer (reused, so steady-state
+  // keep-alive traffic allocates nothing here) and sends it in one write.
+  asio::awaitable<void> write(Session& s, const Response& response, unsigned version,
+                              bool keep_alive, bool head = false) {
+    std::string& out = s.out;
+    head_lines(out, response, version);
+    auto it = std::back_inserter(out);
     if (response.status != 204) {
       fmt::format_to(it, FMT_COMPILE("Content-Length: {}\r\n"), response.body.size());
     }
@@ -213,16 +219,7 @@ struct HttpServer::Impl {
   // every stream_every until the source ends, the client leaves or the server stops.
   asio::awaitable<void> stream(Session& s, const Response& response, unsigned version) {
     std::string& out = s.out;
-    out.clear();
-    auto it = std::back_inserter(out);
-    fmt::format_to(it, "HTTP/1.{} {} OK\r\nServer: floodgate\r\n", version == 10 ? 0 : 1,
-                   response.status);
-    if (!response.content_type.empty()) {
-      fmt::format_to(it, "Content-Type: {}\r\n", response.content_type);
-    }
-    for (const auto& [name, value] : response.headers) {
-      fmt::format_to(it, "{}: {}\r\n", name, value);
-    }
+    head_lines(out, response, version);
     out += "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
     out += response.body;
     asio::steady_timer pause(s.socket.get_executor());

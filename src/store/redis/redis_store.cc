@@ -655,8 +655,9 @@ class ScriptCalls final : public WireCall {
 };
 
 // CommandCall: one command beside the decisions (RedisStore::command): its reply, whatever its
-// type, goes to the caller; it follows MOVED, ASK and TRYAGAIN like a script call. It does not
-// move the circuit breaker: the admin side's rare commands must not open it for the checks.
+// type, goes to the caller; it follows MOVED, ASK and TRYAGAIN like a script call. Its replies and
+// timeouts do not move the circuit breaker: the admin side's rare commands (an error reply is a
+// legitimate answer to them) must not open it for the checks.
 class CommandCall final : public WireCall {
  public:
   CommandCall(redis::StoreImpl& store, std::string command, std::function<void(RedisValue)> done,
@@ -712,6 +713,7 @@ class CommandCall final : public WireCall {
     delete this;
     RedisValue v;
     v.type = RedisValue::Type::kFailed;
+    v.failure = status;
     v.text = status == StoreStatus::kTimeout ? "timed out" : "not connected";
     done(std::move(v));
   }
@@ -1004,14 +1006,15 @@ void RedisStore::reset(std::string_view key, std::function<void(StoreStatus)> do
   std::string routing = args[1];
   command(std::move(args), std::move(routing), std::max(impl_->options.timeout, kAdminTimeout),
           [done = std::move(done)](RedisValue v) {
-            done(v.type == RedisValue::Type::kInteger ? StoreStatus::kOk
-                 : v.text == "timed out"              ? StoreStatus::kTimeout
-                                                      : StoreStatus::kUnavailable);
+            done(v.type == RedisValue::Type::kInteger  ? StoreStatus::kOk
+                 : v.type == RedisValue::Type::kFailed ? v.failure
+                                                       : StoreStatus::kUnavailable);
           });
 }
 
 StoreHealth RedisStore::health() const {
   StoreHealth h;
+  for (const auto& e : impl_->errors) h.errors += e.load(kRelaxed);
   if (impl_->cluster) {
     auto c = impl_->cluster->health();
     h.ready = c.ready;
