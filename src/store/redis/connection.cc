@@ -184,55 +184,68 @@ asio::awaitable<std::string> Connection::establish() {
     if (hec) co_return fail("TLS handshake with " + host + " failed: " + hec.message());
   }
 
-  // AUTH, SELECT and the handshake commands, in one write; then one reply each, in order.
-  std::string setup;
-  std::vector<std::string> names;
+  // Two rounds, each one write and then one reply per command, in order: AUTH and SELECT, then
+  // the handshake commands. Redis (since 7.0.13) drops an unauthenticated connection sending a
+  // bulk string above 16 KB, so the scripts wait for AUTH's answer (and are not sent after a
+  // refusal, which is then what is reported).
+  struct Round {
+    std::string commands;
+    std::vector<std::string> names;
+  };
+  Round login;
+  Round scripts;
   if (!options_.password.empty()) {
     if (options_.username.empty()) {
       const std::string_view args[] = {"AUTH", options_.password};
-      append_command(setup, args);
+      append_command(login.commands, args);
     } else {
       const std::string_view args[] = {"AUTH", options_.username, options_.password};
-      append_command(setup, args);
+      append_command(login.commands, args);
     }
-    names.emplace_back("AUTH");
+    login.names.emplace_back("AUTH");
   }
   if (options_.db != 0) {
     const std::string db = std::to_string(options_.db);
     const std::string_view args[] = {"SELECT", db};
-    append_command(setup, args);
-    names.emplace_back("SELECT " + db);
+    append_command(login.commands, args);
+    login.names.emplace_back("SELECT " + db);
   }
   for (const std::string& command : handshake_) {
-    setup += command;
-    names.emplace_back("SCRIPT LOAD");
+    scripts.commands += command;
+    scripts.names.emplace_back("SCRIPT LOAD");
   }
-  if (names.empty()) {
+  if (login.names.empty() && scripts.names.empty()) {
     const std::string_view args[] = {"PING"};
-    append_command(setup, args);
-    names.emplace_back("PING");
+    append_command(login.commands, args);
+    login.names.emplace_back("PING");
   }
-  auto [wec, written] =
-      tls_ ? co_await asio::async_write(*stream_, asio::buffer(setup), kAwait)
-           : co_await asio::async_write(stream_->next_layer(), asio::buffer(setup), kAwait);
-  if (wec) co_return fail("cannot write to Redis: " + wec.message());
 
   std::string first_error;
-  for (std::size_t got = 0; got < names.size();) {
-    Reply reply = reader_->next();
-    if (reader_->failed()) co_return fail("Redis sent invalid RESP: " + reader_->error());
-    if (!reply) {
-      auto [rec2, n] =
-          tls_ ? co_await stream_->async_read_some(asio::buffer(read_buffer_), kAwait)
-               : co_await stream_->next_layer().async_read_some(asio::buffer(read_buffer_), kAwait);
-      if (rec2) co_return fail("connection closed during setup: " + rec2.message());
-      reader_->feed({read_buffer_.data(), n});
-      continue;
+  for (Round* round : {&login, &scripts}) {
+    if (round->names.empty()) continue;
+    auto [wec, written] =
+        tls_ ? co_await asio::async_write(*stream_, asio::buffer(round->commands), kAwait)
+             : co_await asio::async_write(stream_->next_layer(), asio::buffer(round->commands),
+                                          kAwait);
+    if (wec) co_return fail("cannot write to Redis: " + wec.message());
+    for (std::size_t got = 0; got < round->names.size();) {
+      Reply reply = reader_->next();
+      if (reader_->failed()) co_return fail("Redis sent invalid RESP: " + reader_->error());
+      if (!reply) {
+        auto [rec2, n] = tls_
+                             ? co_await stream_->async_read_some(asio::buffer(read_buffer_), kAwait)
+                             : co_await stream_->next_layer().async_read_some(
+                                   asio::buffer(read_buffer_), kAwait);
+        if (rec2) co_return fail("connection closed during setup: " + rec2.message());
+        reader_->feed({read_buffer_.data(), n});
+        continue;
+      }
+      if (reply->type == REDIS_REPLY_ERROR && first_error.empty()) {
+        first_error = round->names[got] + " failed: " + std::string(text(*reply));
+      }
+      ++got;
     }
-    if (reply->type == REDIS_REPLY_ERROR && first_error.empty()) {
-      first_error = names[got] + " failed: " + std::string(text(*reply));
-    }
-    ++got;
+    if (!first_error.empty()) break;
   }
   guard.cancel();
   co_return first_error;

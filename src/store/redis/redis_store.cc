@@ -84,9 +84,17 @@ constexpr std::array<double, 12> kLatencyBuckets = {0.00005, 0.0001, 0.00025, 0.
                                                     0.005,   0.01,   0.025,   0.05,   0.1,   0.25};
 
 // Cluster answers counted in floodgate_store_cluster_redirects_total.
-enum RedirectKind : std::size_t { kMoved, kAsk, kTryAgain, kClusterDown, kRedirectKinds };
-constexpr std::array<std::string_view, kRedirectKinds> kRedirectNames = {"moved", "ask", "tryagain",
-                                                                         "clusterdown"};
+// kNotLocal: a check of a node-wide call (send_to_cluster) whose key the node did not serve.
+enum RedirectKind : std::size_t {
+  kMoved,
+  kAsk,
+  kTryAgain,
+  kClusterDown,
+  kNotLocal,
+  kRedirectKinds
+};
+constexpr std::array<std::string_view, kRedirectKinds> kRedirectNames = {
+    "moved", "ask", "tryagain", "clusterdown", "not_local"};
 
 // Target: where a call goes in a cluster: the master of its slot, or after ASK the node importing
 // the slot (with ASKING first). A null node: a standalone Redis (the lane or the pool).
@@ -304,7 +312,9 @@ struct redis::StoreImpl {
 
   // format(): one EVALSHA (or, after NOSCRIPT, EVAL) deciding `ops` in order, all of one
   // algorithm: KEYS are each check's key(s), ARGV the time then (cost, limit, p4, p5) per check.
-  void format(std::string& out, std::span<const CheckOp* const> ops, bool full_script) const {
+  // node_wide: no KEYS, the keys after the arguments (scripts.h: a master's checks of any slots).
+  void format(std::string& out, std::span<const CheckOp* const> ops, bool full_script,
+              bool node_wide = false) const {
     const Algorithm algorithm = ops.front()->policy->algorithm();
     const Script& script = scripts[static_cast<std::size_t>(algorithm)];
     const auto per_check = static_cast<std::size_t>(script.keys);
@@ -324,17 +334,21 @@ struct redis::StoreImpl {
     };
     args.push_back(full_script ? "EVAL" : "EVALSHA");
     args.push_back(full_script ? std::string_view(script.text) : std::string_view(script.sha));
-    args.push_back(number(static_cast<std::int64_t>(ops.size() * per_check)));
-    for (std::size_t i = 0; i < ops.size(); ++i) {
-      std::string& key = keys[i * per_check];
-      RedisStore::redis_key_into(key, algorithm, ops[i]->key);
-      args.push_back(key);
-      if (per_check > 1) {
-        std::string& meta = keys[i * per_check + 1];
-        meta.assign(key).append(":m");
-        args.push_back(meta);
+    args.push_back(node_wide ? std::string_view("0")
+                             : number(static_cast<std::int64_t>(ops.size() * per_check)));
+    auto push_keys = [&] {
+      for (std::size_t i = 0; i < ops.size(); ++i) {
+        std::string& key = keys[i * per_check];
+        RedisStore::redis_key_into(key, algorithm, ops[i]->key);
+        args.push_back(key);
+        if (per_check > 1) {
+          std::string& meta = keys[i * per_check + 1];
+          meta.assign(key).append(":m");
+          args.push_back(meta);
+        }
       }
-    }
+    };
+    if (!node_wide) push_keys();
     args.push_back(options.test_clock ? number(options.test_clock->now().count())
                                       : std::string_view());
     for (const CheckOp* op : ops) {
@@ -359,6 +373,7 @@ struct redis::StoreImpl {
           break;
       }
     }
+    if (node_wide) push_keys();
     redis::append_command(out, args);
   }
 
@@ -366,7 +381,7 @@ struct redis::StoreImpl {
   // algorithm and per max_batch checks. Runs on the lane's thread.
   void seal(Lane& lane);
   void send_batches(std::array<std::vector<ScriptCall*>, kAlgorithmCount>& pending);
-  // send_to_cluster(): the same for a cluster: each check to its slot's master.
+  // send_to_cluster(): the same for a cluster: one node-wide call per master and algorithm.
   void send_to_cluster(std::array<std::vector<ScriptCall*>, kAlgorithmCount>& pending);
   // script_error(): counts and logs an error reply (OOM, BUSY, a script error).
   void script_error(std::string_view error);
@@ -594,6 +609,19 @@ class ScriptCall final : public WireCall {
     finish();
   }
 
+  // send_alone(): sends the check on its own to its slot's master as the map has it now, after a
+  // node-wide call found its key elsewhere (MOVED or ASK lead it on from there).
+  void send_alone() {
+    redis::ClusterRouter::Node* node = store_.cluster->route(slot());
+    if (node == nullptr) {
+      store_.errors[kErrNotConnected].fetch_add(1, kRelaxed);
+      fail(StoreStatus::kUnavailable);
+      return;
+    }
+    aim(Target{node, false});
+    send();
+  }
+
  private:
   std::size_t checks() const override { return 1; }
   void format(std::string& out, bool full_script) const override {
@@ -622,12 +650,14 @@ class ScriptCall final : public WireCall {
   SteadyTime sent_;
 };
 
-// ScriptCalls: several checks of one algorithm (and, in a cluster, of one slot) decided by one
-// script call, in order.
+// ScriptCalls: several checks of one algorithm decided by one script call, in order. In a cluster
+// the call is node-wide (scripts.h): one master's checks, of whatever slots; a check whose key the
+// master turned out not to serve is sent again on its own, its key declared, so that MOVED or ASK
+// lead it to the node that does.
 class ScriptCalls final : public WireCall {
  public:
-  ScriptCalls(redis::StoreImpl& store, std::vector<ScriptCall*> members)
-      : WireCall(store), members_(std::move(members)) {
+  ScriptCalls(redis::StoreImpl& store, std::vector<ScriptCall*> members, bool node_wide = false)
+      : WireCall(store), members_(std::move(members)), node_wide_(node_wide) {
     deadline = SteadyTime::max();
     ops_.reserve(members_.size());
     for (ScriptCall* m : members_) {
@@ -639,10 +669,27 @@ class ScriptCalls final : public WireCall {
  private:
   std::size_t checks() const override { return members_.size(); }
   void format(std::string& out, bool full_script) const override {
-    store_.format(out, ops_, full_script);
+    store_.format(out, ops_, full_script, node_wide_);
   }
   void deliver_all(redisReply* const* elements) override {
-    for (std::size_t i = 0; i < members_.size(); ++i) members_[i]->deliver(elements + 6 * i);
+    bool stale = false;
+    for (std::size_t i = 0; i < members_.size(); ++i) {
+      redisReply* const* six = elements + 6 * i;
+      const std::int64_t allowed = six[0]->type == REDIS_REPLY_INTEGER ? six[0]->integer : 0;
+      if (allowed >= 0) {
+        members_[i]->deliver(six);
+      } else if (allowed == -2) {
+        // The node found the cluster down (CLUSTERDOWN to a call with keys): no use sending it on.
+        store_.redirects[kClusterDown].fetch_add(1, kRelaxed);
+        stale = true;
+        members_[i]->fail(StoreStatus::kUnavailable);
+      } else {
+        store_.redirects[kNotLocal].fetch_add(1, kRelaxed);
+        stale = true;
+        members_[i]->send_alone();
+      }
+    }
+    if (stale) store_.cluster->refresh_soon();
     delete this;
   }
   void fail_all(StoreStatus status) override {
@@ -652,6 +699,7 @@ class ScriptCalls final : public WireCall {
 
   std::vector<ScriptCall*> members_;
   std::vector<const CheckOp*> ops_;
+  bool node_wide_;
 };
 
 // CommandCall: one command beside the decisions (RedisStore::command): its reply, whatever its
@@ -823,17 +871,16 @@ void redis::StoreImpl::send_batches(std::array<std::vector<ScriptCall*>, kAlgori
 }
 
 void redis::StoreImpl::send_to_cluster(std::array<std::vector<ScriptCall*>, kAlgorithmCount>& all) {
-  // A cluster refuses a script call whose keys are in different slots (CROSSSLOT), so checks go
-  // in batches per slot: under load on hot keys, still many per call; with keys spread over the
-  // slots, one call each, pipelined on the master's connections.
+  // A cluster refuses a script call whose declared keys are in different slots (CROSSSLOT), but a
+  // script may touch undeclared keys of any slot its node serves: checks go in one node-wide call
+  // per master (scripts.h), a check alone with its key declared (MOVED and ASK need a key).
   const std::size_t most = std::max<std::size_t>(1, options.max_batch);
   const std::int64_t now = now_us(std::chrono::steady_clock::now());
-  thread_local std::vector<std::pair<std::uint16_t, ScriptCall*>> routed;
+  thread_local std::vector<std::pair<ClusterRouter::Node*, ScriptCall*>> routed;
   for (auto& pending : all) {
     routed.clear();
     for (ScriptCall* call : pending) {
-      const std::uint16_t slot = call->slot();
-      ClusterRouter::Node* node = cluster->route(slot);
+      ClusterRouter::Node* node = cluster->route(call->slot());
       if (node == nullptr) {
         errors[kErrNotConnected].fetch_add(1, kRelaxed);
         cluster->refresh_soon();
@@ -842,18 +889,19 @@ void redis::StoreImpl::send_to_cluster(std::array<std::vector<ScriptCall*>, kAlg
         errors[kErrCircuitOpen].fetch_add(1, kRelaxed);
         call->fail(StoreStatus::kUnavailable);
       } else {
-        routed.emplace_back(slot, call);
+        routed.emplace_back(node, call);
       }
     }
     pending.clear();
+    // Stable: the checks of one key (one slot, one master) keep their order.
     std::stable_sort(routed.begin(), routed.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
+                     [](const auto& a, const auto& b) { return std::less<>()(a.first, b.first); });
     for (std::size_t from = 0; from < routed.size();) {
       std::size_t to = from + 1;
       while (to < routed.size() && to - from < most && routed[to].first == routed[from].first) {
         ++to;
       }
-      const Target target{cluster->route(routed[from].first), false};
+      const Target target{routed[from].first, false};
       if (to - from == 1) {
         routed[from].second->aim(target);
         routed[from].second->send();
@@ -861,7 +909,7 @@ void redis::StoreImpl::send_to_cluster(std::array<std::vector<ScriptCall*>, kAlg
         std::vector<ScriptCall*> members;
         members.reserve(to - from);
         for (std::size_t i = from; i < to; ++i) members.push_back(routed[i].second);
-        auto* calls = new ScriptCalls(*this, std::move(members));
+        auto* calls = new ScriptCalls(*this, std::move(members), /*node_wide=*/true);
         calls->aim(target);
         calls->send();
       }
@@ -1139,7 +1187,8 @@ void RedisStore::append_metrics(std::string& out) const {
   if (!s.cluster) return;
   out +=
       "# HELP floodgate_store_cluster_redirects_total Redis Cluster answers that sent a call "
-      "again (moved, ask, tryagain) or failed it (clusterdown).\n"
+      "again (moved, ask, tryagain), failed it (clusterdown), or checks of a call to a master sent "
+      "again alone as its key was not there (not_local).\n"
       "# TYPE floodgate_store_cluster_redirects_total counter\n";
   for (std::size_t k = 0; k < kRedirectKinds; ++k) {
     fmt::format_to(it,

@@ -8,8 +8,8 @@
 // (EVALSHA sha n*k KEYS... ARGV...), k = key_count(algorithm):
 //   KEYS[i*k+1]  check i's (0-based) state key, namespaced and hash-tagged by the client
 //                ("fg:fw:{user:42}"); sliding_window_log also takes KEYS[i*k+2] = that key + ":m"
-//                (same hash tag, same slot). In Redis Cluster all the keys of one call must be in
-//                one slot (CROSSSLOT otherwise): the client batches per slot.
+//                (same hash tag, same slot). In Redis Cluster all the declared keys of one call
+//                must be in one slot (CROSSSLOT otherwise): see the node-wide form below.
 //   ARGV[1]      now in microseconds since the epoch, or "": honoured only by the test-time
 //                variant; otherwise the script reads Redis TIME, once for the whole call
 //   ARGV[2+4i]   check i's cost (decimal integer >= 0)
@@ -27,6 +27,14 @@
 // at the same time would. Every argument is validated before anything is read or written: a
 // malformed call (a wrong count, a malformed argument in any check) gets an error reply starting
 // "ERR floodgate: " and changes nothing.
+//
+// Node-wide form (Redis Cluster): numkeys 0 and the keys after the arguments, check i's at
+// ARGV[2+4n+k*i] (and +1), #ARGV == 1 + (4+k)n. A script without flags may touch undeclared keys
+// of every slot its node serves, so one call carries a master's checks of many slots. Each check
+// is decided under pcall: one whose key the node does not serve (the slot moved or is half
+// migrated) fails on its first access, before writing, and answers {-1, 0, 0, 0, 0, 0} ({-2, ...}
+// when the node found the cluster down); the client sends it again alone with its keys declared,
+// for MOVED or ASK to lead it on. The other checks of the call are decided as usual.
 //
 // Keys: a fresh state is no key at all (the script deletes a key whose state became fresh). Every
 // key written expires at the millisecond its state becomes equivalent to a fresh one: SET ... PXAT

@@ -163,16 +163,21 @@ struct Check {
 };
 
 // batch_command(): EVALSHA deciding `checks` in one call (scripts.h): each check's key(s), then
-// the time, then each check's cost, limit and two parameters.
+// the time, then each check's cost, limit and two parameters. node_wide: the Redis Cluster form,
+// no KEYS, the keys after the arguments.
 std::vector<std::string> batch_command(const std::string& sha, const std::vector<Check>& checks,
-                                       const std::string& now) {
+                                       const std::string& now, bool node_wide = false) {
   const auto per_check =
       static_cast<std::size_t>(redis::key_count(checks.front().policy.algorithm()));
-  std::vector<std::string> args = {"EVALSHA", sha, std::to_string(per_check * checks.size())};
-  for (const Check& c : checks) {
-    args.push_back(c.key);
-    if (per_check == 2) args.push_back(c.key + ":m");
-  }
+  std::vector<std::string> args = {"EVALSHA", sha,
+                                   node_wide ? "0" : std::to_string(per_check * checks.size())};
+  auto push_keys = [&] {
+    for (const Check& c : checks) {
+      args.push_back(c.key);
+      if (per_check == 2) args.push_back(c.key + ":m");
+    }
+  };
+  if (!node_wide) push_keys();
   args.push_back(now);
   for (const Check& c : checks) {
     const Algorithm a = c.policy.algorithm();
@@ -187,6 +192,7 @@ std::vector<std::string> batch_command(const std::string& sha, const std::vector
                                                            : "0");
     }
   }
+  if (node_wide) push_keys();
   return args;
 }
 
@@ -954,8 +960,10 @@ struct BatchCoverage {
 };
 
 // run_batches(): `runs` runs of `calls` calls each; a run shares 1 to 6 keys, each with its own
-// policy (switched for another in one check of forty), among calls of 1 to 40 checks.
-void run_batches(Algorithm algorithm, std::uint64_t seed, int runs, int calls) {
+// policy (switched for another in one check of forty), among calls of 1 to 40 checks; node_wide:
+// the calls in the Redis Cluster form (keys after the arguments).
+void run_batches(Algorithm algorithm, std::uint64_t seed, int runs, int calls,
+                 bool node_wide = false) {
   BatchCoverage seen;
   RedisClient redis(shared_server().port());
   const std::string sha = redis.load(redis::script_text(algorithm, /*test_time=*/true));
@@ -1014,7 +1022,7 @@ void run_batches(Algorithm algorithm, std::uint64_t seed, int runs, int calls) {
         seen.limited += d.reason == DenyReason::kLimited ? 1 : 0;
         seen.longest_log = std::max(seen.longest_log, k.log.entry_count());
       }
-      redis.append(batch_command(sha, step.checks, std::to_string(now)));
+      redis.append(batch_command(sha, step.checks, std::to_string(now), node_wide));
       for (const BatchKey& k : keys) {
         if (is_log) {
           step.states.push_back(describe_log(k.log));
@@ -1088,6 +1096,14 @@ TEST_P(ScriptBatches, DecideAsTheSameChecksOneByOneAndLeaveTheSameStates) {
   run_batches(GetParam(), seed_for(GetParam(), 4), is_log ? 12 : 60, is_log ? 250 : 30);
 }
 
+// The node-wide form a cluster's master gets (no KEYS; on a standalone Redis every key is local):
+// the same decisions and states as the calls with keys.
+TEST_P(ScriptBatches, NodeWideCallsDecideAsCallsWithKeys) {
+  const bool is_log = GetParam() == Algorithm::kSlidingWindowLog;
+  run_batches(GetParam(), seed_for(GetParam(), 5), is_log ? 4 : 20, is_log ? 100 : 30,
+              /*node_wide=*/true);
+}
+
 // A call with a wrong number of keys or arguments, or with a malformed argument in its third
 // check, gets an error reply naming the argument and writes nothing: no key appears, and a key
 // the call names keeps its value.
@@ -1148,7 +1164,14 @@ TEST_P(ScriptBatches, AMalformedCallGetsAnErrorReplyAndWritesNothing) {
       {"a check's keys short", args, "ARGV must hold the time and 4 arguments per check"});
   const std::string key_error =
       is_log ? "sliding_window_log takes two keys per check" : "KEYS must hold one key per check";
-  cases.push_back({"no check", {"EVALSHA", sha, "0", now}, key_error});
+  const std::string node_wide_error = "a call without KEYS must hold the time, then 4 arguments";
+  cases.push_back({"no check", {"EVALSHA", sha, "0", now}, node_wide_error});
+  args = batch_command(sha, checks, now, /*node_wide=*/true);
+  args.pop_back();
+  cases.push_back({"node-wide, a key short", args, node_wide_error});
+  args = batch_command(sha, checks, now, /*node_wide=*/true);
+  args[3 + 4 * 2 + 1] = "-1";  // the third check's cost
+  cases.push_back({"node-wide, a cost of -1", args, "ARGV[10] (cost) must be a decimal integer"});
   if (is_log) {
     args = good;
     args.erase(args.begin() + static_cast<std::ptrdiff_t>(3 + keys - 1));  // the last meta key
@@ -1474,7 +1497,8 @@ TEST(RedisScripts, AFullSlidingLogOfTheLargestLimitStaysCheap) {
 }
 
 // The reason for calls of many checks: 10,000 checks (on 1,000 keys) pipelined as 10,000 calls of
-// one check, then as 250 calls of 40, on the production scripts.
+// one check, then as 250 calls of 40, on the production scripts. The figures that count are the
+// benches' (docs/PERFORMANCE.md); this guards the direction.
 TEST(RedisScripts, OneCallOfManyChecksCostsLessThanACallPerCheck) {
   RedisClient redis(shared_server().port());
   constexpr int kChecks = 10'000;
@@ -1532,7 +1556,9 @@ TEST(RedisScripts, OneCallOfManyChecksCostsLessThanACallPerCheck) {
               << " checks pipelined, us per check (of which in EVALSHA): one per call " << one
               << " (" << one_in_redis << "), 40 per call " << forty << " (" << forty_in_redis
               << ")\n";
-    EXPECT_LT(forty, one);
+    // Asserted on Redis' own time in the scripts, which is what batching saves (about half):
+    // the pipeline's wall time also holds this process, slow under sanitizers on a busy machine.
+    EXPECT_LT(forty_in_redis, one_in_redis);
   }
 }
 

@@ -25,6 +25,15 @@
 -- several times), so a call decides exactly as its checks sent one by one at the same time.
 -- Every argument is validated before anything is read or written: a malformed call has no effect.
 --
+-- The node-wide form (Redis Cluster): no KEYS; the keys follow the arguments, check i's at
+-- ARGV[2+4n+k*i] (and +1). A cluster refuses declared keys of several slots in one call, but a
+-- script without flags may touch undeclared keys of every slot its node serves, so one call
+-- carries a master's share of a batch. Each check runs under pcall: a key the node does not serve
+-- (moved away, half migrated, the cluster down) fails its first access, before the check wrote
+-- anything (decide() reads each key before writing it; a two-key check is probed first), and the
+-- check answers {-1, 0, 0, 0, 0, 0}, -2 for a cluster that is down: the client sends that check
+-- again alone, its keys declared, where MOVED and ASK lead it. Any other error is raised.
+--
 -- Exactness. Redis 7.0 runs Lua 5.1, whose only number is an IEEE double. The C++ algorithms
 -- (src/core/) keep every value below 2^53, so each step here is exact as long as
 --   - no number is formatted by tostring() or `..` (they use "%.14g" and drop digits of a
@@ -158,6 +167,15 @@ local function store(key, existed, fresh, value, now, reset_us)
   end
 end
 
+-- decide_here(): decide() for one check of a node-wide call, its two keys probed first (one read
+-- of both: it fails unless the node serves both, before anything is written).
+local function decide_here(decide, two_keys, key, meta_key, now, cost, limit, p4, p5)
+  if two_keys then
+    redis.call("EXISTS", key, meta_key)
+  end
+  return decide(key, meta_key, now, cost, limit, p4, p5)
+end
+
 -- decide_checks(): the whole script. Validates the shape of the call and every check's arguments
 -- (cost, limit, then parameters(i, limit) for ARGV[i], ARGV[i + 1], which returns the two
 -- parameters as numbers or fails), reads the time once, then runs
@@ -165,16 +183,28 @@ end
 -- allowed (a boolean), reason, remaining, reset_after, retry_after, delay.
 local function decide_checks(keys_per_check, parameters, decide)
   local key_count, arg_count = #KEYS, #ARGV
-  local n = math.floor(key_count / keys_per_check)
-  if n < 1 or n * keys_per_check ~= key_count then
-    fail(keys_per_check == 2
-         and "sliding_window_log takes two keys per check, the log and its meta key: got " ..
-             key_count
-         or "KEYS must hold one key per check, at least one: got " .. key_count)
-  end
-  if arg_count ~= 1 + 4 * n then
-    fail("ARGV must hold the time and 4 arguments per check: " .. 1 + 4 * n .. " for " .. n ..
-         " checks, not " .. arg_count)
+  local node_wide = key_count == 0
+  local n, keys, first_key
+  if node_wide then
+    n = math.floor((arg_count - 1) / (4 + keys_per_check))
+    if n < 1 or arg_count ~= 1 + (4 + keys_per_check) * n then
+      fail("a call without KEYS must hold the time, then 4 arguments per check, then " ..
+           keys_per_check .. " key(s) per check: got " .. arg_count .. " arguments")
+    end
+    keys, first_key = ARGV, 2 + 4 * n
+  else
+    n = math.floor(key_count / keys_per_check)
+    if n < 1 or n * keys_per_check ~= key_count then
+      fail(keys_per_check == 2
+           and "sliding_window_log takes two keys per check, the log and its meta key: got " ..
+               key_count
+           or "KEYS must hold one key per check, at least one: got " .. key_count)
+    end
+    if arg_count ~= 1 + 4 * n then
+      fail("ARGV must hold the time and 4 arguments per check: " .. 1 + 4 * n .. " for " .. n ..
+           " checks, not " .. arg_count)
+    end
+    keys, first_key = KEYS, 1
   end
   -- Validate everything before the first write: a malformed call leaves every key as it was.
   local args = {}
@@ -189,11 +219,31 @@ local function decide_checks(keys_per_check, parameters, decide)
 
   local out = {}
   for i = 0, n - 1 do
-    local a, k = 4 * i, keys_per_check * i
-    local allowed, reason, remaining, reset_after, retry_after, delay =
-        decide(KEYS[k + 1], KEYS[k + 2], now, args[a + 1], args[a + 2], args[a + 3], args[a + 4])
+    local a, k = 4 * i, first_key + keys_per_check * i
     local r = 6 * i
-    out[r + 1], out[r + 2], out[r + 3] = allowed and 1 or 0, reason, remaining
+    local ok, allowed, reason, remaining, reset_after, retry_after, delay
+    if node_wide then
+      ok, allowed, reason, remaining, reset_after, retry_after, delay =
+          pcall(decide_here, decide, keys_per_check == 2, keys[k], keys[k + 1], now, args[a + 1],
+                args[a + 2], args[a + 3], args[a + 4])
+      if not ok then
+        local message = type(allowed) == "table" and allowed.err or tostring(allowed)
+        if not string.find(message, "Script attempted to", 1, true) then
+          error(allowed)
+        end
+        allowed = string.find(message, "cluster is down", 1, true) and -2 or -1
+        reason, remaining, reset_after, retry_after, delay = 0, 0, 0, 0, 0
+      end
+    else
+      allowed, reason, remaining, reset_after, retry_after, delay =
+          decide(keys[k], keys[k + 1], now, args[a + 1], args[a + 2], args[a + 3], args[a + 4])
+    end
+    if allowed == true then
+      allowed = 1
+    elseif allowed == false then
+      allowed = 0
+    end
+    out[r + 1], out[r + 2], out[r + 3] = allowed, reason, remaining
     out[r + 4], out[r + 5], out[r + 6] = reset_after, retry_after, delay
   end
   return out
