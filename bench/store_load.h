@@ -26,12 +26,17 @@ struct LoadSlot final : Completion {
   std::atomic<std::uint64_t>* failed = nullptr;
   std::atomic<int>* idle = nullptr;
   std::minstd_rand rng;
+  const std::vector<std::string>* keys = nullptr;  // the keys to draw from; null: "bench:<n>"
   std::string key;
   CheckOp op;
   Outcome outcome;
 
   void send() {
-    key = "bench:" + std::to_string(rng() % kKeyspace);
+    if (keys != nullptr) {
+      key = (*keys)[rng() % keys->size()];
+    } else {
+      key = "bench:" + std::to_string(rng() % kKeyspace);
+    }
     op = {key, policy, 1};
     store->check({&op, 1}, {&outcome, 1}, *this);
   }
@@ -54,9 +59,12 @@ struct Load {
   std::atomic<int> idle{0};
   std::vector<std::unique_ptr<LoadSlot>> slots;
 
-  Load(Store& store, const Policy& policy, int in_flight) {
+  // keys: the keyspace to draw from (must outlive the load); null: kKeyspace keys "bench:<n>".
+  Load(Store& store, const Policy& policy, int in_flight,
+       const std::vector<std::string>* keys = nullptr) {
     for (int i = 0; i < in_flight; ++i) {
       auto s = std::make_unique<LoadSlot>();
+      s->keys = keys;
       s->store = &store;
       s->policy = &policy;
       s->stop = &stop;
