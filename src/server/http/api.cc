@@ -273,8 +273,18 @@ std::optional<Response> Api::auth(const Request& request, Exchange& x) {
     key = api_key.empty() ? fmt::format("ip:{}", client_address(request))
                           : fmt::format("api_key:{}", api_key);
   } else {
-    // The rule's key parts, joined: e.g. [ip, uri] limits each client per original URI.
+    // The rule's key parts, joined: e.g. [ip, uri] limits each client per original URI. An API
+    // key or header the request does not carry stands in as the client's address ("ip:<addr>"):
+    // requests without one must not all share one budget, which one client could spend for all.
     std::string parts;
+    auto or_address = [&](std::string_view value) {
+      if (value.empty()) {
+        parts += "ip:";
+        parts += client_address(request);
+      } else {
+        parts += value;
+      }
+    };
     static const std::vector<rules::KeyPart> kIpOnly = {{rules::KeyPart::Kind::kIp, {}}};
     for (const rules::KeyPart& part : rule->key.empty() ? kIpOnly : rule->key) {
       if (!parts.empty()) parts += '|';
@@ -283,13 +293,13 @@ std::optional<Response> Api::auth(const Request& request, Exchange& x) {
           parts += client_address(request);
           break;
         case rules::KeyPart::Kind::kApiKey:
-          parts += api_key.empty() ? std::string_view("-") : api_key;
+          or_address(api_key);
           break;
         case rules::KeyPart::Kind::kUri:
           parts += path_of(request.headers.get("X-Original-URI"));
           break;
         case rules::KeyPart::Kind::kHeader:
-          parts += request.headers.get(part.header);
+          or_address(request.headers.get(part.header));
           break;
       }
     }

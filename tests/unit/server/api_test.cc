@@ -307,5 +307,39 @@ TEST_F(ApiRulesTest, AuthUsesTheAuthRuleAndItsKeyParts) {
   EXPECT_EQ(with_rules.handle({"GET", "/v1/auth", "", "10.0.0.9", headers}).status, 204);
 }
 
+// An auth rule keyed by API key: each key has its budget, and requests without one are limited
+// per client address (a missing key does not put every anonymous client on one budget).
+TEST_F(ApiTest, AuthRuleByApiKeyLimitsRequestsWithoutOnePerAddress) {
+  auto loaded = rules::load_rules_text(R"(
+rules:
+  per_key:
+    algorithm: fixed_window
+    limit: 2
+    window: 60
+    key: [api_key, header:X-Tenant]
+auth:
+  rule: per_key
+)",
+                                       "auth-rules.yaml", PolicyDefaults{});
+  ASSERT_TRUE(std::holds_alternative<rules::RuleSet>(loaded));
+  rules::RuleStore rule_store;
+  rule_store.replace(std::make_shared<const rules::RuleSet>(std::get<rules::RuleSet>(loaded)));
+  Api keyed{limiter, store, metrics,
+            ApiOptions{.defaults = {}, .rules = &rule_store, .api_key_header = "X-API-Key"}};
+  auto auth = [&](std::string_view address, std::string_view key) {
+    Headers h;
+    if (!key.empty()) h.values["X-API-Key"] = std::string(key);
+    h.values["X-Tenant"] = "acme";
+    return keyed.handle({"GET", "/v1/auth", "", address, h}).status;
+  };
+  EXPECT_EQ(auth("10.0.0.1", ""), 204);
+  EXPECT_EQ(auth("10.0.0.1", ""), 204);
+  EXPECT_EQ(auth("10.0.0.1", ""), 403);
+  EXPECT_EQ(auth("10.0.0.2", ""), 204);  // another anonymous client: its own budget
+  EXPECT_EQ(auth("10.0.0.1", "k1"), 204);
+  EXPECT_EQ(auth("10.0.0.2", "k1"), 204);  // one API key, one budget, whatever the address
+  EXPECT_EQ(auth("10.0.0.3", "k1"), 403);
+}
+
 }  // namespace
 }  // namespace floodgate::http
