@@ -21,6 +21,11 @@
 set -euo pipefail
 
 me=redis-sentinel
+# die/say, the state dir, free ports, starting and stopping the recorded processes: shared with
+# redis-cluster.sh and local-cluster.sh.
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
 usage() {
   cat <<EOF
 usage: $0 up|down|status|failover [options]
@@ -45,9 +50,6 @@ options:
 EOF
 }
 
-die() { echo "$me: $*" >&2; exit 1; }
-say() { echo "$me: $*" >&2; }
-
 [[ $# -ge 1 ]] || { usage >&2; exit 2; }
 cmd=$1
 shift
@@ -68,19 +70,11 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-# Only Debian's Redis packages are used; say which one is missing rather than install it (this
-# script never runs sudo).
-need() { command -v "$1" > /dev/null 2>&1 || die "$1 not found: install the Debian package $2 (apt-get install $2)"; }
 need redis-server redis-server
 need redis-cli redis-tools
 need timeout coreutils
 
-# Where `up` records the dir it used, so that the other commands need no --dir. Under $TMPDIR so
-# that a test can keep its own.
-last_file="${TMPDIR:-/tmp}/floodgate-$me-$(id -u).last"
-if [[ -z $dir && $cmd != up && -f $last_file ]]; then
-  dir=$(< "$last_file")
-fi
+recall_dir
 # The master name `up` used is recorded in DIR/name, so that the other commands need no
 # --master-name either.
 if [[ -z $name && $cmd != up && -n $dir && -f $dir/name ]]; then
@@ -90,69 +84,13 @@ name=${name:-mymaster}
 # The name goes into sentinel.conf and into the URL's path: keep it to plain characters.
 [[ $name =~ ^[A-Za-z0-9._-]+$ ]] || die "--master-name must match [A-Za-z0-9._-]+"
 
-# now_ms: wall clock in milliseconds, from bash's own clock (no date process per poll).
-now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $((t / 1000)); }
-
-# rcli PORT ARGS...: one command to one process, bounded, so that a hung one cannot hang the script.
-rcli() {
-  local port=$1
-  shift
-  timeout 2 redis-cli -h 127.0.0.1 -p "$port" "$@" < /dev/null 2> /dev/null
-}
-
 # Records: DIR/pids holds "KIND PORT PID" per started process (KIND: server or sentinel; which
 # server is the master changes with failovers, so it is asked, not recorded).
 # DIR/.made-by-redis-sentinel.sh marks a dir this script created (and so may remove).
-marker() { echo "$dir/.made-by-$me.sh"; }
-
-# ours KIND PORT PID: the PID is alive and is the process this dir started. Each process runs in
+# ours KIND PORT PID (a DIR/pids line): the PID is alive and is the process this dir started. Each process runs in
 # its own directory (--dir / the sentinel.conf dir), so /proc/PID/cwd identifies it even if the
 # PID has been reused since; a zombie has no cwd and counts as gone.
 ours() { [[ "$(readlink "/proc/$3/cwd" 2> /dev/null)" == "$dir/$1-$2" ]]; }
-
-# stop_all: SIGTERM every recorded process still ours, wait up to 5 s, SIGKILL what is left.
-stop_all() {
-  local f="$dir/pids"
-  [[ -f $f ]] || return 0
-  local kind port pid e live=() left=()
-  while read -r kind port pid; do
-    if ours "$kind" "$port" "$pid"; then
-      kill -TERM "$pid" 2> /dev/null || true
-      live+=("$kind:$port:$pid")
-    fi
-  done < "$f"
-  local deadline=$(($(now_ms) + 5000))
-  still_ours() { local rest=${1#*:}; ours "${1%%:*}" "${rest%%:*}" "${rest#*:}"; }
-  while :; do
-    left=()
-    for e in ${live[@]+"${live[@]}"}; do still_ours "$e" && left+=("$e"); done
-    [[ ${#left[@]} -eq 0 || $(now_ms) -ge $deadline ]] && break
-    sleep 0.1
-  done
-  if [[ ${#left[@]} -gt 0 ]]; then
-    say "SIGKILL to ${left[*]} (still running 5 s after SIGTERM)"
-    for e in "${left[@]}"; do kill -KILL "${e##*:}" 2> /dev/null || true; done
-    deadline=$(($(now_ms) + 2000))
-    while :; do
-      live=("${left[@]}") left=()
-      for e in "${live[@]}"; do still_ours "$e" && left+=("$e"); done
-      [[ ${#left[@]} -eq 0 ]] && break
-      [[ $(now_ms) -ge $deadline ]] && die "could not stop ${left[*]}"
-      sleep 0.1
-    done
-  fi
-  rm -f "$f"
-}
-
-# remove_dir: the dir goes only if this script made it, and the "last" record with it.
-remove_dir() {
-  if [[ -f $(marker) ]]; then
-    rm -rf -- "$dir"
-  fi
-  if [[ -f $last_file && "$(< "$last_file")" == "$dir" ]]; then
-    rm -f "$last_file"
-  fi
-}
 
 # live_sentinels: the ports of the recorded sentinels that are still running.
 live_sentinels() {
@@ -178,68 +116,44 @@ sentinel_field() {
   rcli "$1" sentinel master "$name" | awk -v f="$2" 'NR % 2 == 1 && $0 == f { getline; print; exit }'
 }
 
-# start_server KIND PORT ARGS...: starts redis-server (a server or a sentinel) in the background
-# in DIR/KIND-PORT, records it, and waits (5 s at most) until it answers PING. Returns 1 if it
-# died on start-up because its port was taken meanwhile (the caller tries another port).
-start_server() {
-  local kind=$1 port=$2 pid
-  shift 2
-  local d="$dir/$kind-$port"
-  mkdir -p "$d"
-  # cwd = the process's dir, which is what ours() checks. Logs go to a file and stdin to
-  # /dev/null, so that a caller capturing our stdout ($(...)) does not wait for the servers.
-  (cd "$d" && exec redis-server "$@") < /dev/null >> "$d/redis.log" 2>&1 &
-  pid=$!
-  echo "$kind $port $pid" >> "$dir/pids"
-  local deadline=$(($(now_ms) + 5000))
-  while [[ $(now_ms) -lt $deadline ]]; do
-    # PONG alone could come from another process that took the port first, while ours is on its
-    # way out: our own log must also say that ours is listening (a sentinel logs its running
-    # mode once its port is bound, a server that it is ready).
-    [[ "$(rcli "$port" ping)" == PONG ]] &&
-      grep -q -E "Ready to accept connections|Running mode=sentinel" "$d/redis.log" && return 0
-    if ! ours "$kind" "$port" "$pid"; then
-      wait "$pid" 2> /dev/null || true
-      grep -v "^$kind $port $pid\$" "$dir/pids" > "$dir/pids.tmp" || true
-      mv "$dir/pids.tmp" "$dir/pids"
-      if grep -q "Address already in use" "$d/redis.log"; then
-        rm -rf -- "$d"
-        return 1
-      fi
-      die "redis-server ($kind) on port $port exited at start-up; its log ($d/redis.log) ends:
-$(tail -n 5 "$d/redis.log")"
-    fi
-    sleep 0.05
-  done
-  die "redis-server ($kind) on port $port did not answer PING within 5 s (log: $d/redis.log)"
-}
-
 # Data servers keep nothing on disk. repl-diskless-sync-delay 0: Redis 7 otherwise waits 5 s
 # before a replica's first sync, which would slow up and failover's restart for nothing.
-# The args functions fill the array args (an array keeps --save's empty value and any space in
-# DIR intact).
+# The args functions (server_args, sentinel_args) fill the array args (an array keeps --save's
+# empty value and any space in DIR intact).
 args=()
 server_args() {
   args=(--port "$1" --bind 127.0.0.1 --daemonize no --dir "$dir/server-$1" --save ""
     --appendonly no --repl-diskless-sync-delay 0)
 }
 
+# start_server PORT KIND [EXTRA...]: starts redis-server as KIND (server or sentinel, with
+# KIND_args and EXTRA) in the background in DIR/KIND-PORT, records it, and waits (5 s at most)
+# until it answers PING. Returns 1 if it died on start-up because its port was taken meanwhile
+# (the caller tries another port).
+start_server() {
+  local port=$1 kind=$2
+  shift 2
+  local d="$dir/$kind-$port"
+  mkdir -p "$d"
+  "${kind}_args" "$port"
+  # cwd = the process's dir, which is what ours() checks.
+  launch_redis "$kind $port" "$d" "$port" "redis-server ($kind) on port $port" "${args[@]}" "$@" ||
+    { rm -rf -- "$d"; return 1; }
+}
+
 # wait_link PORT SECONDS: until the replica on PORT has finished its sync with its master.
 wait_link() {
-  local deadline=$(($(now_ms) + $2 * 1000))
-  until rcli "$1" info replication | tr -d '\r' | grep -qx 'master_link_status:up'; do
-    [[ $(now_ms) -lt $deadline ]] || die "the replica on port $1 did not sync within $2 s (log: $dir/server-$1/redis.log)"
-    sleep 0.1
-  done
+  poll_until "$2" 0.1 "the replica on port $1 did not sync within $2 s (log: $dir/server-$1/redis.log)" \
+    replica_synced "$1"
 }
+replica_synced() { rcli "$1" info replication | tr -d '\r' | grep -qx 'master_link_status:up'; }
 
 # server_pid PORT: the recorded PID of the data server on PORT.
 server_pid() { awk -v p="$1" '$1 == "server" && $2 == p { print $3 }' "$dir/pids" | tail -n 1; }
 
 case "$cmd" in
   status)
-    [[ -n $dir && -f $dir/pids ]] || { echo "$me: nothing recorded${dir:+ in $dir}"; exit 3; }
-    dir=$(cd "$dir" && pwd -P)
+    status_dir "nothing recorded"
     alive=0 dead=0
     while read -r kind port pid; do
       role=$kind
@@ -256,19 +170,10 @@ case "$cmd" in
       fi
     done < <(sort -s -k1,1r "$dir/pids") # servers first (a restarted one is recorded last)
     if m=$(master_port); then echo "sentinels report master 127.0.0.1:$m"; fi
-    ((alive == 0)) && exit 3
-    ((dead > 0)) && exit 1
-    exit 0
+    status_exit "$alive" "$dead"
     ;;
   down)
-    [[ -n $dir && -d $dir ]] || { say "nothing recorded${dir:+ in $dir}; nothing to stop"; exit 0; }
-    dir=$(cd "$dir" && pwd -P)
-    n=0
-    [[ -f $dir/pids ]] && n=$(wc -l < "$dir/pids")
-    stop_all
-    remove_dir
-    say "stopped $n process(es)$([[ -d $dir ]] && echo "; kept $dir" || echo "; removed $dir")"
-    exit 0
+    down_cmd "nothing recorded" "process(es)"
     ;;
   failover)
     [[ -n $dir && -f $dir/pids ]] || die "nothing recorded${dir:+ in $dir}; run '$0 up' first"
@@ -300,10 +205,8 @@ case "$cmd" in
     if ((restart)); then
       # Restarted as a replica of the new master at once: restarted as the master it was, the
       # sentinels would convert it only after ~8 s plus their next 10 s INFO round.
-      grep -v "^server $old $pid\$" "$dir/pids" > "$dir/pids.tmp" || true
-      mv "$dir/pids.tmp" "$dir/pids"
-      server_args "$old"
-      start_server server "$old" "${args[@]}" --replicaof 127.0.0.1 "$new" ||
+      unrecord server "$old" "$pid"
+      start_server "$old" server --replicaof 127.0.0.1 "$new" ||
         die "could not restart the server on port $old (port taken meanwhile)"
       wait_link "$old" 15
       # The sentinels knew it as a (down) replica since the switch; wait until they see it up
@@ -325,111 +228,10 @@ esac
 
 # ---- up -----------------------------------------------------------------------------------------
 
-made_dir=0
-if [[ -z $dir ]]; then
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/floodgate-$me.XXXXXX")
-  made_dir=1
-elif [[ ! -d $dir ]]; then
-  mkdir -p -- "$dir"
-  made_dir=1
-fi
-dir=$(cd "$dir" && pwd -P)
-((made_dir)) && : > "$(marker)"
-
-# A dir that still runs processes is refused, not taken over.
-if [[ -f $dir/pids ]]; then
-  running=0
-  while read -r kind port pid; do ours "$kind" "$port" "$pid" && running=$((running + 1)); done < "$dir/pids"
-  ((running == 0)) || die "$dir already runs $running process(es); run '$0 down --dir $dir' first"
-  say "$dir holds a stopped setup's state; starting afresh"
-  rm -f "$dir/pids"
-fi
+begin_up "process(es)" "setup"
 # Old sentinel.conf files (rewritten by the sentinels) would carry the old topology and epochs.
 rm -rf -- "$dir"/server-* "$dir"/sentinel-*
 echo "$name" > "$dir/name"
-
-# If anything below fails (or the user interrupts), stop what was started and leave no dir behind.
-up_done=0
-on_exit() {
-  if ((up_done == 0)); then
-    say "up failed; stopping the processes it started"
-    stop_all || true
-    remove_dir || true
-  fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
-
-# Listening ports, from ss when present (it sees listeners on every address, not only loopback);
-# without ss a connect through bash's /dev/tcp is the check (loopback listeners only; the
-# start-up retry covers the rest).
-declare -A busy=()
-refresh_busy() {
-  busy=()
-  local p
-  if command -v ss > /dev/null 2>&1; then
-    while read -r p; do busy[$p]=1; done < <(ss -Htln 2> /dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
-  fi
-}
-port_free() {
-  [[ -n ${busy[$1]:-} ]] && return 1
-  if ! command -v ss > /dev/null 2>&1; then
-    (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 1
-  fi
-  return 0
-}
-
-# Random ports come from below the kernel's ephemeral range (ip_local_port_range): a port in that
-# range can be taken at any time by an outgoing connection's local end.
-eph_low=32768
-read -r eph_low _ < /proc/sys/net/ipv4/ip_local_port_range 2> /dev/null || true
-range_hi=$((eph_low - 1))
-range_lo=$((range_hi - 9000))
-if ((range_lo < 1024)); then range_lo=40000 range_hi=55000; fi
-declare -A taken=()
-# pick_block: the first of 5 consecutive free ports at a random place (ports that read well);
-# pick_port: one random free port no process of this setup uses yet, the fallback.
-pick_block() {
-  local i j p ok
-  for ((i = 0; i < 50; i++)); do
-    p=$((range_lo + (RANDOM * 32768 + RANDOM) % (range_hi - range_lo - 3)))
-    ok=1
-    for ((j = 0; j < 5; j++)); do port_free $((p + j)) || { ok=0; break; }; done
-    ((ok)) && { echo "$p"; return 0; }
-  done
-  return 1
-}
-pick_port() {
-  local i p
-  for ((i = 0; i < 200; i++)); do
-    p=$((range_lo + (RANDOM * 32768 + RANDOM) % (range_hi - range_lo + 1)))
-    [[ -z ${taken[$p]:-} ]] && port_free "$p" && { echo "$p"; return 0; }
-  done
-  return 1
-}
-# start_on_free_port KIND SLOT BUILD_ARGS_FN [EXTRA...]: start KIND on the block's port SLOT, or
-# on random ports if that one is taken meanwhile (5 tries); prints the port.
-started_port=""
-start_on_free_port() {
-  local kind=$1 slot=$2 args_fn=$3 p
-  shift 3
-  for _ in 1 2 3 4 5; do
-    if [[ -n $block && -z ${taken[$((block + slot))]:-} ]]; then
-      p=$((block + slot))
-    else
-      p=$(pick_port) || die "no free loopback port found in $range_lo-$range_hi"
-    fi
-    taken[$p]=1
-    "$args_fn" "$p"
-    if start_server "$kind" "$p" "${args[@]}" "$@"; then
-      started_port=$p
-      return 0
-    fi
-    say "port $p was taken meanwhile; trying another"
-    refresh_busy
-  done
-  die "could not start a $kind after 5 attempts"
-}
 
 # A sentinel needs a config file it can rewrite (it records what it learns there). down-after
 # 1 s and failover-timeout 5 s make failovers quick enough for tests; quorum 2 of 3.
@@ -451,18 +253,20 @@ EOF
 }
 
 t_start=$(now_ms)
+port_range 0 # no second port per process
 refresh_busy
-block=$(pick_block) || block=""
-start_on_free_port server 0 server_args
+# 5 consecutive ports when there are (master, replica, 3 sentinels), so that the ports read well.
+choose_block 5
+start_on_free_port 0 "a server" start_server server
 master=$started_port
-start_on_free_port server 1 server_args --replicaof 127.0.0.1 "$master"
+start_on_free_port 1 "a server" start_server server --replicaof 127.0.0.1 "$master"
 replica=$started_port
 # Sentinels learn replicas from the master's INFO, which they refresh every 10 s: start them only
 # once the replica is attached, so that their first INFO already lists it.
 wait_link "$replica" 10
 sentinels=()
 for slot in 2 3 4; do
-  start_on_free_port sentinel "$slot" sentinel_args
+  start_on_free_port "$slot" "a sentinel" start_server sentinel
   sentinels+=("$started_port")
 done
 
@@ -478,14 +282,10 @@ sentinels_ready() {
     [[ "$(rcli "$s" sentinel ckquorum "$name")" == OK* ]] || return 1
   done
 }
-deadline=$(($(now_ms) + 20000))
-until sentinels_ready; do
-  [[ $(now_ms) -lt $deadline ]] || die "the sentinels did not all see the master, the replica and each other within 20 s (logs: $dir/sentinel-*/redis.log)"
-  sleep 0.2
-done
+poll_until 20 0.2 "the sentinels did not all see the master, the replica and each other within 20 s (logs: $dir/sentinel-*/redis.log)" \
+  sentinels_ready
 
-echo "$dir" > "$last_file"
-up_done=1
+end_up
 say "master, replica and 3 sentinels ready in $(($(now_ms) - t_start)) ms; '$0 down --dir $dir' stops them"
 
 echo "REDIS_SENTINEL_DIR=$dir"
