@@ -31,6 +31,10 @@
 set -euo pipefail
 
 me=local-cluster
+# die/say, the state dir, free ports, starting and stopping the recorded processes: shared with
+# redis-cluster.sh and redis-sentinel.sh.
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # nginx lives in /usr/sbin, which a non-root user's PATH often lacks.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,9 +69,6 @@ options:
 EOF
 }
 
-die() { echo "$me: $*" >&2; exit 1; }
-say() { echo "$me: $*" >&2; }
-
 [[ $# -ge 1 ]] || { usage >&2; exit 2; }
 cmd=$1
 shift
@@ -96,15 +97,7 @@ done
 [[ -z $store_timeout || $store_timeout =~ ^[0-9]+$ ]] || die "--store-timeout-ms must be a number"
 case "$failure_mode" in "" | fail_open | fail_closed | local) ;; *) die "--failure-mode must be fail_open, fail_closed or local" ;; esac
 
-# Where `up` records the dir it used, so that the other commands need no --dir. Under $TMPDIR so
-# that a test can keep its own.
-last_file="${TMPDIR:-/tmp}/floodgate-$me-$(id -u).last"
-if [[ -z $dir && $cmd != up && -f $last_file ]]; then
-  dir=$(< "$last_file")
-fi
-
-# now_ms: wall clock in milliseconds, from bash's own clock.
-now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $((t / 1000)); }
+recall_dir
 
 # http_status PORT PATH: the status code of GET PATH on 127.0.0.1:PORT (bash's /dev/tcp, no curl
 # needed), empty when nothing answers within 2 s.
@@ -116,80 +109,33 @@ http_status() {
     IFS=" " read -r _ code _ <&3 && echo "$code"' "$1" "$2" 2> /dev/null || true
 }
 
-# redis_ping PORT: succeeds when the redis-server on PORT answers PING (no redis-cli needed).
-redis_ping() {
-  # shellcheck disable=SC2016 # expanded by the inner bash
-  timeout 2 bash -c '
-    exec 3<> "/dev/tcp/127.0.0.1/$0" || exit 1
-    printf "PING\r\n" >&3
-    IFS= read -r line <&3 && [[ $line == "+PONG"* ]]' "$1" 2> /dev/null
-}
-
 # Records: DIR/pids holds "NAME PORT PID" per started process (NAME: redis, floodgate1..3,
 # nginx; PORT: its main port). Each process runs in its own directory DIR/NAME, so /proc/PID/cwd
 # identifies it even if the PID has been reused since; a zombie has no cwd and counts as gone.
 # DIR/.made-by-local-cluster.sh marks a dir this script created (and so may remove).
-marker() { echo "$dir/.made-by-$me.sh"; }
+# ours NAME PORT PID (a DIR/pids line): that process is alive and ours.
 ours() { [[ "$(readlink "/proc/$3/cwd" 2> /dev/null)" == "$dir/$1" ]]; }
 
 # children PID: the PIDs of PID's children (nginx's workers), read from /proc.
 children() { cat /proc/"$1"/task/*/children 2> /dev/null || true; }
 
-# stop_all: SIGTERM every recorded process still ours, wait up to 5 s, SIGKILL what is left (and
-# the workers of an nginx master killed that way, which would otherwise stay as orphans).
-stop_all() {
-  local f="$dir/pids"
-  [[ -f $f ]] || return 0
-  local name port pid e live=() left=() kids
-  # The fronts first, then the instances, then Redis: what is still running keeps answering.
-  while read -r name port pid; do
-    if ours "$name" "$port" "$pid"; then
-      kill -TERM "$pid" 2> /dev/null || true
-      live+=("$name:$port:$pid")
-    fi
-  done < <(awk '{ o = $1 == "nginx" ? 0 : $1 == "redis" ? 2 : 1; print o, $0 }' "$f" | sort -s -n -k1,1 | cut -d' ' -f2-)
-  local deadline=$(($(now_ms) + 5000))
-  still_ours() { local rest=${1#*:}; ours "${1%%:*}" "${rest%%:*}" "${rest#*:}"; }
-  while :; do
-    left=()
-    for e in ${live[@]+"${live[@]}"}; do still_ours "$e" && left+=("$e"); done
-    [[ ${#left[@]} -eq 0 || $(now_ms) -ge $deadline ]] && break
-    sleep 0.1
-  done
-  if [[ ${#left[@]} -gt 0 ]]; then
-    say "SIGKILL to ${left[*]} (still running 5 s after SIGTERM)"
-    for e in "${left[@]}"; do
-      kids=""
-      [[ ${e%%:*} == nginx ]] && kids=$(children "${e##*:}")
-      kill -KILL "${e##*:}" 2> /dev/null || true
-      for pid in $kids; do kill -KILL "$pid" 2> /dev/null || true; done
-    done
-    deadline=$(($(now_ms) + 2000))
-    while :; do
-      live=("${left[@]}") left=()
-      for e in "${live[@]}"; do still_ours "$e" && left+=("$e"); done
-      [[ ${#left[@]} -eq 0 ]] && break
-      [[ $(now_ms) -lt $deadline ]] || die "could not stop ${left[*]}"
-      sleep 0.1
-    done
-  fi
-  rm -f "$f"
+# stop_all (common.sh) stops the fronts first, then the instances, then Redis: what is still
+# running keeps answering.
+stop_order() {
+  awk '{ o = $1 == "nginx" ? 0 : $1 == "redis" ? 2 : 1; print o, $0 }' "$dir/pids" |
+    sort -s -n -k1,1 | cut -d' ' -f2-
 }
-
-# remove_dir: the dir goes only if this script made it, and the "last" record with it.
-remove_dir() {
-  if [[ -f $(marker) ]]; then
-    rm -rf -- "$dir"
-  fi
-  if [[ -f $last_file && "$(< "$last_file")" == "$dir" ]]; then
-    rm -f "$last_file"
-  fi
+# An nginx master killed with SIGKILL would leave its workers as orphans: they go with it.
+kill_hard() {
+  local kids="" pid
+  [[ ${1%%:*} == nginx ]] && kids=$(children "${1##*:}")
+  kill -KILL "${1##*:}" 2> /dev/null || true
+  for pid in $kids; do kill -KILL "$pid" 2> /dev/null || true; done
 }
 
 case "$cmd" in
   status)
-    [[ -n $dir && -f $dir/pids ]] || { echo "$me: nothing recorded${dir:+ in $dir}"; exit 3; }
-    dir=$(cd "$dir" && pwd -P)
+    status_dir "nothing recorded"
     alive=0 dead=0
     while read -r name port pid; do
       if ours "$name" "$port" "$pid"; then
@@ -205,27 +151,18 @@ case "$cmd" in
         printf '%-10s 127.0.0.1:%s pid=%s dead\n' "$name" "$port" "$pid"
       fi
     done < "$dir/pids"
-    ((alive == 0)) && exit 3
-    ((dead > 0)) && exit 1
-    exit 0
+    status_exit "$alive" "$dead"
     ;;
   down)
-    [[ -n $dir && -d $dir ]] || { say "nothing recorded${dir:+ in $dir}; nothing to stop"; exit 0; }
-    dir=$(cd "$dir" && pwd -P)
-    n=0
-    [[ -f $dir/pids ]] && n=$(wc -l < "$dir/pids")
-    stop_all
-    remove_dir
-    say "stopped $n process(es)$([[ -d $dir ]] && echo "; kept $dir" || echo "; removed $dir")"
-    exit 0
+    down_cmd "nothing recorded" "process(es)"
     ;;
 esac
 
 # ---- up -----------------------------------------------------------------------------------------
 
-command -v redis-server > /dev/null 2>&1 || die "redis-server not found: install the Debian package redis-server"
-command -v nginx > /dev/null 2>&1 || die "nginx not found: install the Debian package nginx"
-command -v timeout > /dev/null 2>&1 || die "timeout not found: install the Debian package coreutils"
+need redis-server redis-server
+need nginx nginx
+need timeout coreutils
 [[ -x $floodgate ]] || die "no executable floodgate binary at $floodgate (build it, or give --floodgate PATH)"
 floodgate=$(realpath -- "$floodgate")
 lb_conf="$root/deploy/nginx/lb.conf"
@@ -237,99 +174,10 @@ if [[ -n $rules ]]; then
   rules=$(realpath -- "$rules")
 fi
 
-made_dir=0
-if [[ -z $dir ]]; then
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/floodgate-$me.XXXXXX")
-  made_dir=1
-elif [[ ! -d $dir ]]; then
-  mkdir -p -- "$dir"
-  made_dir=1
-fi
-dir=$(cd "$dir" && pwd -P)
-((made_dir)) && : > "$(marker)"
-
-# A dir that still runs processes is refused, not taken over.
-if [[ -f $dir/pids ]]; then
-  running=0
-  while read -r name port pid; do ours "$name" "$port" "$pid" && running=$((running + 1)); done < "$dir/pids"
-  ((running == 0)) || die "$dir already runs $running process(es); run '$0 down --dir $dir' first"
-  say "$dir holds a stopped cluster's state; starting afresh"
-  rm -f "$dir/pids"
-fi
+begin_up "process(es)" "cluster"
 rm -rf -- "$dir"/redis "$dir"/floodgate[0-9] "$dir"/nginx
 
-# If anything below fails (or the user interrupts), stop what was started and leave no dir behind.
-up_done=0
-on_exit() {
-  if ((up_done == 0)); then
-    say "up failed; stopping the processes it started"
-    stop_all || true
-    remove_dir || true
-  fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
-
-# Listening ports, from ss when present (it sees listeners on every address, not only loopback);
-# without ss a connect through bash's /dev/tcp is the check (loopback listeners only; the
-# start-up checks below cover the rest).
-declare -A busy=()
-refresh_busy() {
-  busy=()
-  local p
-  if command -v ss > /dev/null 2>&1; then
-    while read -r p; do busy[$p]=1; done < <(ss -Htln 2> /dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
-  fi
-}
-port_free() {
-  [[ -n ${busy[$1]:-} ]] && return 1
-  if ! command -v ss > /dev/null 2>&1; then
-    (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 1
-  fi
-  return 0
-}
-
-# Random ports come from below the kernel's ephemeral range (ip_local_port_range): a port in that
-# range can be taken at any time by an outgoing connection's local end.
-eph_low=32768
-read -r eph_low _ < /proc/sys/net/ipv4/ip_local_port_range 2> /dev/null || true
-range_hi=$((eph_low - 1))
-range_lo=$((range_hi - 9000))
-if ((range_lo < 1024)); then range_lo=40000 range_hi=55000; fi
-declare -A taken=()
-# pick_block: the first of 7 consecutive free ports at a random place (ports that read well: LB,
-# instances 1-3, Redis, auth front, application); pick_port: one random free port no process of
-# this cluster uses yet, the fallback.
-nslots=7
-pick_block() {
-  local i j p ok
-  for ((i = 0; i < 50; i++)); do
-    p=$((range_lo + (RANDOM * 32768 + RANDOM) % (range_hi - range_lo - nslots)))
-    ok=1
-    for ((j = 0; j < nslots; j++)); do port_free $((p + j)) || { ok=0; break; }; done
-    ((ok)) && { echo "$p"; return 0; }
-  done
-  return 1
-}
-pick_port() {
-  local i p
-  for ((i = 0; i < 200; i++)); do
-    p=$((range_lo + (RANDOM * 32768 + RANDOM) % (range_hi - range_lo + 1)))
-    [[ -z ${taken[$p]:-} ]] && port_free "$p" && { echo "$p"; return 0; }
-  done
-  return 1
-}
-# port_for SLOT: sets got_port to the block's port SLOT if still free, else a random free one (not
-# a $(...) subshell: taken[] must remember it).
-got_port=""
-port_for() {
-  if [[ -n $block && -z ${taken[$((block + $1))]:-} ]] && port_free $((block + $1)); then
-    got_port=$((block + $1))
-  else
-    got_port=$(pick_port) || die "no free loopback port found in $range_lo-$range_hi"
-  fi
-  taken[$got_port]=1
-}
+port_range 0 # no second port per process
 
 # listeners_only PORT PID: every socket listening on PORT belongs to PID. floodgate binds with
 # SO_REUSEPORT, so a second floodgate (same user) on a port already in use starts without error
@@ -341,59 +189,25 @@ listeners_only() {
   [[ -z $others ]]
 }
 
-# record NAME PORT PID / unrecord NAME PORT PID
-record() { echo "$1 $2 $3" >> "$dir/pids"; }
-unrecord() {
-  grep -v "^$1 $2 $3\$" "$dir/pids" > "$dir/pids.tmp" || true
-  mv "$dir/pids.tmp" "$dir/pids"
-}
-
-# exited_on_taken_port NAME PID LOG: the process died at start-up because its port was taken.
-exited_on_taken_port() {
-  wait "$2" 2> /dev/null || true
-  grep -q -i "address already in use" "$3"
-}
-
 t_start=$(now_ms)
 refresh_busy
-block=$(pick_block) || block=""
+# 7 consecutive ports when there are, so that the ports read well: LB, instances 1-3, Redis, auth
+# front, application (the slots below).
+choose_block 7
 : > "$dir/pids"
 
 # ---- Redis (slot 4) ----
 start_redis() {
-  local port=$1 pid d="$dir/redis"
+  local port=$1 d="$dir/redis"
   rm -rf -- "$d"
   mkdir -p "$d"
-  (cd "$d" && exec redis-server --port "$port" --bind 127.0.0.1 --daemonize no --dir "$d" \
-    --save "" --appendonly no) < /dev/null >> "$d/redis.log" 2>&1 &
-  pid=$!
-  record redis "$port" "$pid"
-  local deadline=$(($(now_ms) + 5000))
-  while [[ $(now_ms) -lt $deadline ]]; do
-    # PONG alone could come from another process that took the port first: our log must agree.
-    if redis_ping "$port" && grep -q "Ready to accept connections" "$d/redis.log"; then
-      redis_pid=$pid
-      return 0
-    fi
-    if ! ours redis "$port" "$pid"; then
-      unrecord redis "$port" "$pid"
-      exited_on_taken_port redis "$pid" "$d/redis.log" && return 1
-      die "redis-server on port $port exited at start-up; its log ($d/redis.log) ends:
-$(tail -n 5 "$d/redis.log")"
-    fi
-    sleep 0.05
-  done
-  die "redis-server on port $port did not answer PING within 5 s (log: $d/redis.log)"
+  launch_redis "redis $port" "$d" "$port" "redis-server on port $port" --port "$port" \
+    --bind 127.0.0.1 --daemonize no --dir "$d" --save "" --appendonly no || return 1
+  redis_pid=${launched[-1]}
 }
-redis_port="" redis_pid=""
-for _ in 1 2 3 4 5; do
-  port_for 4
-  p=$got_port
-  if start_redis "$p"; then redis_port=$p; break; fi
-  say "port $p was taken meanwhile; trying another"
-  refresh_busy
-done
-[[ -n $redis_port ]] || die "could not start redis-server after 5 attempts"
+redis_pid=""
+start_on_free_port 4 redis-server start_redis
+redis_port=$started_port
 redis_url="redis://127.0.0.1:$redis_port"
 
 # ---- rules ----
@@ -414,56 +228,36 @@ fi
 
 # ---- floodgate instances (slots 1-3) ----
 declare -A fg_port=() fg_pid=()
-# start_floodgate N PORT: 0 when ready, 1 when the port turned out to be taken.
+# start_floodgate PORT N: 0 when ready, 1 when the port turned out to be taken.
 start_floodgate() {
-  local n=$1 port=$2 pid name="floodgate$1"
+  local port=$1 n=$2 name="floodgate$2"
   local d="$dir/$name"
   rm -rf -- "$d"
   mkdir -p "$d"
   local extra=()
   [[ -n $store_timeout ]] && extra+=(STORE_TIMEOUT_MS="$store_timeout")
   [[ -n $failure_mode ]] && extra+=(FAILURE_MODE="$failure_mode")
-  (cd "$d" && exec env HOST=127.0.0.1 PORT="$port" GRPC_PORT=-1 ADMIN_PORT=-1 THREADS="$threads" \
-    BACKEND=redis REDIS_URL="$redis_url" CONFIG_FILE="$rules" ${extra[@]+"${extra[@]}"} \
-    "$floodgate" serve) < /dev/null >> "$d/floodgate.log" 2>&1 &
-  pid=$!
-  record "$name" "$port" "$pid"
-  local deadline=$(($(now_ms) + 10000)) code
-  while [[ $(now_ms) -lt $deadline ]]; do
-    if ! ours "$name" "$port" "$pid"; then
-      unrecord "$name" "$port" "$pid"
-      exited_on_taken_port "$name" "$pid" "$d/floodgate.log" && return 1
-      die "$name on port $port exited at start-up; its log ($d/floodgate.log) ends:
-$(tail -n 5 "$d/floodgate.log")"
-    fi
-    if grep -q '"msg":"listening on' "$d/floodgate.log" 2> /dev/null; then
-      if ! listeners_only "$port" "$pid"; then
-        say "port $port is also listened on by another process (SO_REUSEPORT); moving $name"
-        kill -KILL "$pid" 2> /dev/null || true
-        wait "$pid" 2> /dev/null || true
-        unrecord "$name" "$port" "$pid"
-        return 1
-      fi
-      code=$(http_status "$port" /ready)
-      if [[ $code == 200 ]]; then
-        fg_port[$n]=$port fg_pid[$n]=$pid
-        return 0
-      fi
-    fi
-    sleep 0.05
-  done
-  die "$name on port $port was not ready (GET /ready 200) within 10 s (log: $d/floodgate.log)"
+  launch "$name $port" "$d" "$d/floodgate.log" env HOST=127.0.0.1 PORT="$port" GRPC_PORT=-1 \
+    ADMIN_PORT=-1 THREADS="$threads" BACKEND=redis REDIS_URL="$redis_url" CONFIG_FILE="$rules" \
+    ${extra[@]+"${extra[@]}"} "$floodgate" serve
+  await_start 10 "$name on port $port" "was not ready (GET /ready 200)" "$d/floodgate.log" \
+    floodgate_ready "$name" "$port" "${launched[-1]}" "$d/floodgate.log" || return 1
+  fg_port[$n]=$port fg_pid[$n]=${launched[-1]}
+}
+# floodgate_ready NAME PORT PID LOG: 0 when it listens and GET /ready answers 200, 1 not yet, 2 when
+# another process listens on its port too (it is stopped then: the caller moves it).
+floodgate_ready() {
+  grep -q '"msg":"listening on' "$4" 2> /dev/null || return 1
+  if ! listeners_only "$2" "$3"; then
+    say "port $2 is also listened on by another process (SO_REUSEPORT); moving $1"
+    kill -KILL "$3" 2> /dev/null || true
+    wait "$3" 2> /dev/null || true
+    return 2
+  fi
+  [[ "$(http_status "$2" /ready)" == 200 ]]
 }
 for n in 1 2 3; do
-  ok=0
-  for _ in 1 2 3 4 5; do
-    port_for "$n"
-    p=$got_port
-    if start_floodgate "$n" "$p"; then ok=1; break; fi
-    say "port $p was taken meanwhile; trying another"
-    refresh_busy
-  done
-  ((ok)) || die "could not start floodgate$n after 5 attempts"
+  start_on_free_port "$n" "floodgate$n" start_floodgate "$n"
 done
 
 # ---- nginx (slots 0, 5, 6) ----
@@ -538,25 +332,15 @@ http {
 $app_server
 }
 EOF
-  (cd "$d" && exec nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log") < /dev/null >> "$d/nginx.out" 2>&1 &
-  pid=$!
-  record nginx "$lb" "$pid"
-  local deadline=$(($(now_ms) + 5000))
-  while [[ $(now_ms) -lt $deadline ]]; do
-    if ! ours nginx "$lb" "$pid"; then
-      unrecord nginx "$lb" "$pid"
-      exited_on_taken_port nginx "$pid" "$d/error.log" && return 1
-      die "nginx exited at start-up; its error log ($d/error.log) ends:
-$(tail -n 5 "$d/error.log" "$d/nginx.out" 2> /dev/null)"
-    fi
-    if [[ "$(http_status "$lb" /health)" == 200 ]] &&
-       { ((with_auth == 0)) || [[ "$(http_status "$app" /)" == 200 ]]; }; then
-      nginx_pid=$pid
-      return 0
-    fi
-    sleep 0.05
-  done
-  die "nginx did not answer GET /health (through to floodgate) on port $lb within 5 s (log: $d/error.log)"
+  launch "nginx $lb" "$d" "$d/nginx.out" nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log"
+  await_start 5 nginx "did not answer GET /health (through to floodgate) on port $lb" \
+    "$d/error.log" nginx_ready "$lb" "$app" || return 1
+  nginx_pid=${launched[-1]}
+}
+# nginx_ready LB APP: the load balancer answers GET /health (through to floodgate), and the
+# application, when there is one, GET /.
+nginx_ready() {
+  [[ "$(http_status "$1" /health)" == 200 ]] && { ((with_auth == 0)) || [[ "$(http_status "$2" /)" == 200 ]]; }
 }
 lb_port="" auth_port="" app_port=""
 for _ in 1 2 3 4 5; do
@@ -570,8 +354,7 @@ for _ in 1 2 3 4 5; do
 done
 [[ -n $lb_port ]] || die "could not start nginx after 5 attempts"
 
-echo "$dir" > "$last_file"
-up_done=1
+end_up
 say "redis, 3 floodgate instances and nginx ready in $(($(now_ms) - t_start)) ms; '$0 down --dir $dir' stops them"
 
 echo "CLUSTER_DIR=$dir"
