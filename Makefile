@@ -36,7 +36,8 @@ asan:
 
 tsan: deps
 	@cmake --preset tsan > /dev/null
-	@cmake --build --preset tsan --target concurrency_tests redis_store_tests
+	@cmake --build --preset tsan --target concurrency_tests redis_store_tests redis_sentinel_tests \
+		redis_cluster_tests
 	@ctest --preset tsan
 
 # libFuzzer targets (clang-14, ASan + UBSan), each run for FUZZ_SECONDS on a working corpus

@@ -67,6 +67,10 @@ struct RedisOptions {
   // map and keeps connections (pool_size each) to every master. `host`/`port` and `db` are not
   // used (a cluster has database 0 only).
   std::vector<std::pair<std::string, std::uint16_t>> cluster_seeds;
+  // How often the slot map is asked for while every master answers (MOVED, a master down or a
+  // slot without a master ask sooner). Tests that move slots by hand set it long, so that only
+  // the redirects they provoke teach the store the new map.
+  std::chrono::milliseconds cluster_refresh{5000};
 
   int pool_size = 2;                                // connections
   std::chrono::milliseconds timeout{10};            // per call (STORE_TIMEOUT_MS)

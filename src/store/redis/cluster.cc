@@ -11,7 +11,6 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
 constexpr auto kRefreshGap = 100ms;      // at most one CLUSTER SLOTS per this, on demand
-constexpr auto kRefreshHealthy = 5s;     // the periodic refresh when everything answers
 constexpr auto kRefreshFailing = 100ms;  // ... and while a master is down or slots are uncovered
 
 bool split_address(std::string_view address, std::string& host, std::uint16_t& port) {
@@ -329,7 +328,9 @@ void ClusterRouter::apply(const redisReply& reply, const Node& asked) {
 void ClusterRouter::schedule_periodic() {
   if (stopping_) return;
   const Health h = health();
-  periodic_timer_.expires_after(h.ready ? kRefreshHealthy : kRefreshFailing);
+  // While everything answers: RedisOptions::cluster_refresh (5 s by default).
+  periodic_timer_.expires_after(h.ready ? options_.cluster_refresh
+                                        : std::chrono::milliseconds(kRefreshFailing));
   periodic_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopping_) return;
     refresh_now();
