@@ -228,7 +228,8 @@ local function decide_checks(keys_per_check, parameters, decide)
                 args[a + 2], args[a + 3], args[a + 4])
       if not ok then
         local message = type(allowed) == "table" and allowed.err or tostring(allowed)
-        if not string.find(message, "Script attempted to", 1, true) then
+        -- "Script attempted to access a non local key…" (7.0), "Lua script attempted…" (6.2)
+        if not string.find(message, "cript attempted to", 1, true) then
           error(allowed)
         end
         allowed = string.find(message, "cluster is down", 1, true) and -2 or -1
