@@ -148,7 +148,10 @@ int main(int argc, char** argv) {
     if (std::sscanf(line.c_str(), "master 127.0.0.1:%d pid=%d slots=%d-%d", &port, &pid, &first,
                     &last) == 4) {
       masters.push_back(pid);
-      if (first_slot < 0) first_slot = first, last_slot = last;
+      if (first_slot < 0) {
+        first_slot = first;
+        last_slot = last;
+      }
     }
   }
   // The first master's share of the keyspace: the keys "bench:<n>" whose slot it serves.

@@ -153,6 +153,19 @@ class RedisCluster : public ::testing::Test {
     return at == std::string::npos ? 0 : std::stoull(text.substr(at + series.size() + 1));
   }
 
+  // redirects(): floodgate_store_cluster_redirects_total of `kind` (moved, ask, tryagain, ...).
+  static std::uint64_t redirects(const RedisStore& store, const std::string& kind) {
+    return metric(
+        store, R"(floodgate_store_cluster_redirects_total{store="redis",kind=")" + kind + R"("})");
+  }
+
+  // migrate(): moves one key from one master to another (MIGRATE), as a resharding would.
+  static void migrate(const Master& from, const Master& to, const std::string& key) {
+    const ReplyText r = command(
+        from.port, {"MIGRATE", "127.0.0.1", std::to_string(to.port), "", "0", "5000", "KEYS", key});
+    ASSERT_TRUE(r.ok) << r.text;
+  }
+
   std::string dir_;
   std::string url_;
   std::vector<Master> masters_;
@@ -338,14 +351,10 @@ TEST_F(RedisCluster, ReshardingUnderLoadKeepsExactCounts) {
               k->admitted.load())
         << k->key;
   }
-  const auto moved =
-      metric(store, R"(floodgate_store_cluster_redirects_total{store="redis",kind="moved"})");
-  const auto ask =
-      metric(store, R"(floodgate_store_cluster_redirects_total{store="redis",kind="ask"})");
-  const auto again =
-      metric(store, R"(floodgate_store_cluster_redirects_total{store="redis",kind="tryagain"})");
-  const auto not_local =
-      metric(store, R"(floodgate_store_cluster_redirects_total{store="redis",kind="not_local"})");
+  const auto moved = redirects(store, "moved");
+  const auto ask = redirects(store, "ask");
+  const auto again = redirects(store, "tryagain");
+  const auto not_local = redirects(store, "not_local");
   std::printf(
       "cluster reshard: %d slots moved in %lld ms under %d checks: %d failed; redirects followed: "
       "%llu MOVED, %llu ASK, %llu TRYAGAIN; %llu checks of node-wide calls sent again alone\n",
@@ -381,14 +390,6 @@ TEST_F(RedisCluster, FollowsAskTryAgainAndMovedDuringAMigration) {
     EXPECT_EQ(o.status, StoreStatus::kOk) << store.health().error;
     return o.decision.remaining;
   };
-  auto migrate = [&](const std::string& key) {
-    const ReplyText r = command(
-        from.port, {"MIGRATE", "127.0.0.1", std::to_string(to.port), "", "0", "5000", "KEYS", key});
-    ASSERT_TRUE(r.ok) << r.text;
-  };
-  const auto ask = R"(floodgate_store_cluster_redirects_total{store="redis",kind="ask"})";
-  const auto again = R"(floodgate_store_cluster_redirects_total{store="redis",kind="tryagain"})";
-  const auto moved = R"(floodgate_store_cluster_redirects_total{store="redis",kind="moved"})";
 
   EXPECT_EQ(remaining(fixed, 1), 99u);
   EXPECT_EQ(remaining(log, 1), 99u);
@@ -396,30 +397,31 @@ TEST_F(RedisCluster, FollowsAskTryAgainAndMovedDuringAMigration) {
   ASSERT_TRUE(command(to.port, {"CLUSTER", "SETSLOT", slot, "IMPORTING", from.id}).ok);
   ASSERT_TRUE(command(from.port, {"CLUSTER", "SETSLOT", slot, "MIGRATING", to.id}).ok);
   EXPECT_EQ(remaining(fixed, 1), 98u);  // the keys are still on the source: it decides
-  EXPECT_EQ(metric(store, ask), 0u);
+  EXPECT_EQ(redirects(store, "ask"), 0u);
 
-  migrate(fw);
+  migrate(from, to, fw);
   EXPECT_EQ(remaining(fixed, 1), 97u);  // ASK: decided on the target, on the migrated count
-  EXPECT_GE(metric(store, ask), 1u);
+  EXPECT_GE(redirects(store, "ask"), 1u);
 
-  migrate(swl);  // half of the sliding_window_log pair
+  migrate(from, to, swl);  // half of the sliding_window_log pair
   std::thread rest([&] {
     // The other half moves once the check has met the split pair (not after a fixed sleep: on
     // a busy machine the check may start late and find the pair whole already).
     const auto until = Steady::now() + 2s;
-    while (metric(store, again) == 0 && Steady::now() < until) std::this_thread::sleep_for(1ms);
-    migrate(swl + ":m");
+    while (redirects(store, "tryagain") == 0 && Steady::now() < until)
+      std::this_thread::sleep_for(1ms);
+    migrate(from, to, swl + ":m");
   });
   EXPECT_EQ(remaining(log, 1), 98u);  // TRYAGAIN until the pair is whole on the target
   rest.join();
-  EXPECT_GE(metric(store, again), 1u);
+  EXPECT_GE(redirects(store, "tryagain"), 1u);
 
   for (const Master& m : masters_) {
     ASSERT_TRUE(command(m.port, {"CLUSTER", "SETSLOT", slot, "NODE", to.id}).ok);
   }
   EXPECT_EQ(remaining(fixed, 1), 96u);  // MOVED: the slot is the target's now
   EXPECT_EQ(remaining(log, 1), 97u);
-  EXPECT_GE(metric(store, moved), 1u);
+  EXPECT_GE(redirects(store, "moved"), 1u);
   EXPECT_EQ(command(from.port, {"CLUSTER", "COUNTKEYSINSLOT", slot}).integer, 0);
   EXPECT_EQ(command(to.port, {"CLUSTER", "COUNTKEYSINSLOT", slot}).integer, 3);
 }
@@ -471,43 +473,34 @@ TEST_F(RedisCluster, NodeWideCallsSendACheckOfAMovingSlotOnAlone) {
     return remaining;
   };
   using Counts = std::vector<std::uint64_t>;
-  auto migrate = [&](const std::string& key) {
-    const ReplyText r = command(
-        from.port, {"MIGRATE", "127.0.0.1", std::to_string(to.port), "", "0", "5000", "KEYS", key});
-    ASSERT_TRUE(r.ok) << r.text;
-  };
-  const auto not_local =
-      R"(floodgate_store_cluster_redirects_total{store="redis",kind="not_local"})";
-  const auto ask = R"(floodgate_store_cluster_redirects_total{store="redis",kind="ask"})";
-  const auto again = R"(floodgate_store_cluster_redirects_total{store="redis",kind="tryagain"})";
-  const auto moved = R"(floodgate_store_cluster_redirects_total{store="redis",kind="moved"})";
 
   EXPECT_EQ(batch(fixed), (Counts{99, 99, 99}));
   EXPECT_EQ(batch(log), (Counts{99, 99, 99}));
-  EXPECT_EQ(metric(store, not_local), 0u);
+  EXPECT_EQ(redirects(store, "not_local"), 0u);
   ASSERT_TRUE(command(to.port, {"CLUSTER", "SETSLOT", slot, "IMPORTING", from.id}).ok);
   ASSERT_TRUE(command(from.port, {"CLUSTER", "SETSLOT", slot, "MIGRATING", to.id}).ok);
   EXPECT_EQ(batch(fixed), (Counts{98, 98, 98}));  // the keys are still on the source
-  EXPECT_EQ(metric(store, not_local), 0u);
+  EXPECT_EQ(redirects(store, "not_local"), 0u);
 
-  migrate(fw);  // the node-wide call misses it; alone, ASK takes it to the target
+  migrate(from, to, fw);  // the node-wide call misses it; alone, ASK takes it to the target
   EXPECT_EQ(batch(fixed), (Counts{97, 97, 97}));
-  EXPECT_GE(metric(store, not_local), 1u);
-  EXPECT_GE(metric(store, ask), 1u);
+  EXPECT_GE(redirects(store, "not_local"), 1u);
+  EXPECT_GE(redirects(store, "ask"), 1u);
 
   // Half of the log's pair moved: the probe of both keys fails before anything is written; alone,
   // the check meets TRYAGAIN until the other half follows.
-  migrate(swl);
-  const auto not_local_before = metric(store, not_local);
+  migrate(from, to, swl);
+  const auto not_local_before = redirects(store, "not_local");
   std::thread rest([&] {
     const auto until = Steady::now() + 2s;
-    while (metric(store, again) == 0 && Steady::now() < until) std::this_thread::sleep_for(1ms);
-    migrate(swl + ":m");
+    while (redirects(store, "tryagain") == 0 && Steady::now() < until)
+      std::this_thread::sleep_for(1ms);
+    migrate(from, to, swl + ":m");
   });
   EXPECT_EQ(batch(log), (Counts{98, 98, 98}));
   rest.join();
-  EXPECT_GT(metric(store, not_local), not_local_before);
-  EXPECT_GE(metric(store, again), 1u);
+  EXPECT_GT(redirects(store, "not_local"), not_local_before);
+  EXPECT_GE(redirects(store, "tryagain"), 1u);
 
   // The slot is the target's now, and the client's map still says the source. (The not_local
   // answers above asked for the map again, at most once per 100 ms: that refresh is let run
@@ -516,14 +509,14 @@ TEST_F(RedisCluster, NodeWideCallsSendACheckOfAMovingSlotOnAlone) {
   for (const Master& m : masters_) {
     ASSERT_TRUE(command(m.port, {"CLUSTER", "SETSLOT", slot, "NODE", to.id}).ok);
   }
-  const auto moved_before = metric(store, moved);
-  const auto not_local_moved = metric(store, not_local);
+  const auto moved_before = redirects(store, "moved");
+  const auto not_local_moved = redirects(store, "not_local");
   EXPECT_EQ(batch(fixed), (Counts{96, 96, 96}));
   EXPECT_EQ(batch(log), (Counts{97, 97, 97}));
   // A check the source no longer serves went alone and met MOVED (unless a refresh on a machine
   // slower than the pause above taught the store the new owner first: then none went alone).
-  if (metric(store, not_local) > not_local_moved) {
-    EXPECT_GT(metric(store, moved), moved_before);
+  if (redirects(store, "not_local") > not_local_moved) {
+    EXPECT_GT(redirects(store, "moved"), moved_before);
   }
   EXPECT_EQ(command(from.port, {"CLUSTER", "COUNTKEYSINSLOT", slot}).integer, 0);
   EXPECT_EQ(command(to.port, {"CLUSTER", "COUNTKEYSINSLOT", slot}).integer, 3);

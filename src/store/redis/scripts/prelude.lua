@@ -193,12 +193,12 @@ local function decide_checks(keys_per_check, parameters, decide)
     end
     keys, first_key = ARGV, 2 + 4 * n
   else
+    -- key_count >= 1 here: only a two-key algorithm can get a count that is not a whole number
+    -- of checks.
     n = math.floor(key_count / keys_per_check)
     if n < 1 or n * keys_per_check ~= key_count then
-      fail(keys_per_check == 2
-           and "sliding_window_log takes two keys per check, the log and its meta key: got " ..
-               key_count
-           or "KEYS must hold one key per check, at least one: got " .. key_count)
+      fail("sliding_window_log takes two keys per check, the log and its meta key: got " ..
+           key_count)
     end
     if arg_count ~= 1 + 4 * n then
       fail("ARGV must hold the time and 4 arguments per check: " .. 1 + 4 * n .. " for " .. n ..
