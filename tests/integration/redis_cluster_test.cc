@@ -153,6 +153,15 @@ class RedisCluster : public ::testing::Test {
     return at == std::string::npos ? 0 : std::stoull(text.substr(at + series.size() + 1));
   }
 
+  // stepwise_options(): for tests that move a slot by hand, one step at a time.
+  RedisOptions stepwise_options() const {
+    RedisOptions o = options();
+    o.timeout = 3s;  // each step is one call: room for a machine busy with other tests
+    // No periodic map refresh between the steps: only the redirects they provoke teach the store.
+    o.cluster_refresh = std::chrono::minutes(10);
+    return o;
+  }
+
   // redirects(): floodgate_store_cluster_redirects_total of `kind` (moved, ask, tryagain, ...).
   static std::uint64_t redirects(const RedisStore& store, const std::string& kind) {
     return metric(
@@ -369,11 +378,7 @@ TEST_F(RedisCluster, ReshardingUnderLoadKeepsExactCounts) {
 // while a two-key decision's keys are split (retried until they are together), and MOVED once the
 // slot is the target's. Counts carry over at every step.
 TEST_F(RedisCluster, FollowsAskTryAgainAndMovedDuringAMigration) {
-  RedisOptions slow = options();
-  slow.timeout = 3s;  // each step is one check: room for a machine busy with other tests
-  // No periodic map refresh between the steps: only the redirects they provoke teach the store.
-  slow.cluster_refresh = std::chrono::minutes(10);
-  RedisStore store(slow);
+  RedisStore store(stepwise_options());
   ASSERT_TRUE(store.wait_connected(10s)) << store.health().error;
   Limiter limiter(store);
   const Master& from = masters_[0];
@@ -431,11 +436,7 @@ TEST_F(RedisCluster, FollowsAskTryAgainAndMovedDuringAMigration) {
 // back undecided, goes again on its own with its keys declared, and ASK, TRYAGAIN or MOVED lead
 // it on: every check of the batch is decided, on the count it had.
 TEST_F(RedisCluster, NodeWideCallsSendACheckOfAMovingSlotOnAlone) {
-  RedisOptions slow = options();
-  slow.timeout = 3s;  // each step is one batch: room for a machine busy with other tests
-  // No periodic map refresh between the steps: only the redirects they provoke teach the store.
-  slow.cluster_refresh = std::chrono::minutes(10);
-  RedisStore store(slow);
+  RedisStore store(stepwise_options());
   ASSERT_TRUE(store.wait_connected(10s)) << store.health().error;
   const Master& from = masters_[0];
   const Master& to = masters_[1];
