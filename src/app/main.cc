@@ -312,7 +312,26 @@ int run_serve(const floodgate::app::Settings& s) {
     spdlog::info("store: redis at {} db={} tls={} pool={} timeout={}ms", log_safe(where),
                  redis_options.db, redis_options.tls, redis_options.pool_size,
                  redis_options.timeout.count());
+    const auto connect_timeout = redis_options.connect_timeout;
     redis = std::make_unique<floodgate::RedisStore>(std::move(redis_options));
+    // Serve once the store has connected, or has failed to (FAILURE_MODE then answers until it
+    // does): the first requests after a start are Redis' decisions, not the failure mode's.
+    const auto waited_from = std::chrono::steady_clock::now();
+    const auto until = waited_from + 2 * connect_timeout;
+    floodgate::StoreHealth health = redis->health();
+    while (!health.ready && health.error.empty() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      health = redis->health();
+    }
+    if (!health.ready) {
+      spdlog::warn(
+          "store: redis not ready after {} ms ({}{}{}); answering by FAILURE_MODE={} "
+          "until it is",
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                waited_from)
+              .count(),
+          health.state, health.error.empty() ? "" : ": ", log_safe(health.error), s.failure_mode);
+    }
   }
   floodgate::Store& shared = redis ? static_cast<floodgate::Store&>(*redis) : store;
   floodgate::Limiter limiter(shared, &store);

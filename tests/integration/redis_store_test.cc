@@ -371,6 +371,17 @@ TEST(RedisStore, RedisNeverStartedFailsFastThenConnectsWhenItComes) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, 50ms);
   EXPECT_EQ(out.status, StoreStatus::kUnavailable);
   EXPECT_FALSE(store.health().ready);
+  // An admin command fails as well, but is no decision: the errors count the check alone.
+  std::promise<RedisValue> admin;
+  store.command({"GET", "k"}, "k", 1s, [&](RedisValue v) { admin.set_value(std::move(v)); });
+  EXPECT_EQ(admin.get_future().get().type, RedisValue::Type::kFailed);
+  std::string metrics;
+  store.append_metrics(metrics);
+  EXPECT_NE(
+      metrics.find("floodgate_store_errors_total{store=\"redis\",kind=\"not_connected\"} 1\n"),
+      std::string::npos)
+      << metrics;
+  EXPECT_EQ(store.health().errors, 1U);
   EXPECT_TRUE(eventually(1s, [&] { return !store.health().error.empty(); }));
   EXPECT_EQ(store.health().state, "disconnected");
 

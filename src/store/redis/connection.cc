@@ -148,16 +148,26 @@ asio::awaitable<std::string> Connection::establish() {
   const std::uint16_t port = address.second;
   if (host.empty()) co_return "the master's address is not known yet: no sentinel has answered";
   // One guard for the whole setup: when it fires, the socket closes and the pending step fails.
-  bool timed_out = false;
+  // Its handler may already be queued when the setup ends (cancel() is then too late): it shares
+  // `guard_state` rather than pointing into this frame, and leaves a setup that has ended alone.
+  struct GuardState {
+    bool ended = false;
+    bool timed_out = false;
+  };
+  auto guard_state = std::make_shared<GuardState>();
   asio::steady_timer guard(io_, options_.connect_timeout);
-  guard.async_wait([this, &timed_out](const boost::system::error_code& ec) {
-    if (ec) return;
-    timed_out = true;
+  guard.async_wait([this, guard_state](const boost::system::error_code& ec) {
+    if (ec || guard_state->ended) return;
+    guard_state->timed_out = true;
     close_stream();
   });
-  auto fail = [&](std::string what) -> std::string {
+  auto end_guard = [&] {
+    guard_state->ended = true;
     guard.cancel();
-    return timed_out
+  };
+  auto fail = [&](std::string what) -> std::string {
+    end_guard();
+    return guard_state->timed_out
                ? "timed out connecting to " + host + ":" + std::to_string(port) + " (" + what + ")"
                : what;
   };
@@ -247,7 +257,7 @@ asio::awaitable<std::string> Connection::establish() {
     }
     if (!first_error.empty()) break;
   }
-  guard.cancel();
+  end_guard();
   co_return first_error;
 }
 

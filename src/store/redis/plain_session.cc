@@ -43,7 +43,8 @@ void PlainSession::close() {
 void PlainSession::arm(std::chrono::steady_clock::duration limit) {
   guard.expires_after(limit);
   guard.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) close();
+    // A handler already queued when arm() was called again finds the new, later expiry.
+    if (!ec && guard.expiry() <= std::chrono::steady_clock::now()) close();
   });
 }
 

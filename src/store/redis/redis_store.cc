@@ -383,8 +383,9 @@ struct redis::StoreImpl {
   void send_batches(std::array<std::vector<ScriptCall*>, kAlgorithmCount>& pending);
   // send_to_cluster(): the same for a cluster: one node-wide call per master and algorithm.
   void send_to_cluster(std::array<std::vector<ScriptCall*>, kAlgorithmCount>& pending);
-  // script_error(): counts and logs an error reply (OOM, BUSY, a script error).
-  void script_error(std::string_view error);
+  // script_error(): counts (once per check of the call) and logs an error reply (OOM, BUSY, a
+  // script error).
+  void script_error(std::string_view error, std::size_t checks);
 
   // Checks from threads without a lane (gRPC's, a library caller's) wait here for the store's
   // own loop, which sends what gathered since its last turn as batches through the pool: under
@@ -404,9 +405,11 @@ struct redis::StoreImpl {
   }
 
   // submit(): hands `call` to `target` in a cluster; elsewhere to this thread's lane when it has
-  // one, else to a ready connection of the pool (round robin). Null when none takes it.
-  Connection* submit(std::string_view command, Call* call, const Target& target);
-  Connection* submit(std::string_view command, Call* call) {
+  // one, else to a ready connection of the pool (round robin). Null when none takes it; its
+  // `checks` are then counted as not_connected or overloaded (none for an admin command).
+  Connection* submit(std::string_view command, Call* call, const Target& target,
+                     std::size_t checks);
+  Connection* submit(std::string_view command, Call* call, std::size_t checks) {
     if (this_thread_lane.store == this) {
       Connection* lane = this_thread_lane.lane->connection.get();
       if (lane->ready() && lane->submit(command, call)) return lane;
@@ -422,7 +425,7 @@ struct redis::StoreImpl {
       if (c.submit(command, call)) return &c;
       overloaded = true;
     }
-    errors[overloaded ? kErrOverloaded : kErrNotConnected].fetch_add(1, kRelaxed);
+    errors[overloaded ? kErrOverloaded : kErrNotConnected].fetch_add(checks, kRelaxed);
     return nullptr;
   }
 };
@@ -445,8 +448,11 @@ class WireCall : public Call {
     thread_local std::string command;
     command.clear();
     format(command, full_script_);
-    if (store_.submit(command, this, target_) != nullptr) return;
-    breaker().record_failure(redis::StoreImpl::now_us(std::chrono::steady_clock::now()));
+    if (store_.submit(command, this, target_, checks()) != nullptr) return;
+    // An admin command (no checks) leaves the breaker to the decisions (CommandCall).
+    if (checks() > 0) {
+      breaker().record_failure(redis::StoreImpl::now_us(std::chrono::steady_clock::now()));
+    }
     fail_all(StoreStatus::kUnavailable);
   }
 
@@ -454,7 +460,7 @@ class WireCall : public Call {
     if (reply->type == REDIS_REPLY_ERROR) {
       const std::string_view error = redis::text(*reply);
       if (sent_again(error)) return;
-      store_.script_error(error);
+      store_.script_error(error, checks());
       // CLUSTERDOWN: the node answers at once, for a cluster still electing a master elsewhere;
       // an open circuit on it would only delay its return once the cluster is whole again.
       if (error.rfind("CLUSTERDOWN", 0) != 0) {
@@ -464,7 +470,7 @@ class WireCall : public Call {
       return;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 6 * checks()) {
-      store_.errors[kErrScript].fetch_add(1, kRelaxed);
+      store_.errors[kErrScript].fetch_add(checks(), kRelaxed);
       breaker().record_failure(redis::StoreImpl::now_us(std::chrono::steady_clock::now()));
       fail_all(StoreStatus::kUnavailable);
       return;
@@ -781,11 +787,11 @@ class AskingCall final : public Call {
 }  // namespace
 
 redis::Connection* redis::StoreImpl::submit(std::string_view command, Call* call,
-                                            const Target& target) {
-  if (target.node == nullptr) return submit(command, call);
+                                            const Target& target, std::size_t checks) {
+  if (target.node == nullptr) return submit(command, call, checks);
   Connection* c = target.node->pick();
   if (c == nullptr) {
-    errors[kErrNotConnected].fetch_add(1, kRelaxed);
+    errors[kErrNotConnected].fetch_add(checks, kRelaxed);
     return nullptr;
   }
   if (!target.asking) {
@@ -801,12 +807,12 @@ redis::Connection* redis::StoreImpl::submit(std::string_view command, Call* call
     if (c->submit(kAsking, asking, command, call)) return c;
     delete asking;
   }
-  errors[kErrOverloaded].fetch_add(1, kRelaxed);
+  errors[kErrOverloaded].fetch_add(checks, kRelaxed);
   return nullptr;
 }
 
-void redis::StoreImpl::script_error(std::string_view error) {
-  errors[error.rfind("OOM", 0) == 0 ? kErrOom : kErrScript].fetch_add(1, kRelaxed);
+void redis::StoreImpl::script_error(std::string_view error, std::size_t checks) {
+  errors[error.rfind("OOM", 0) == 0 ? kErrOom : kErrScript].fetch_add(checks, kRelaxed);
   // One line per kind of error and second: an outage answers every call with the same error.
   const auto now = std::chrono::steady_clock::now();
   const std::string_view kind = error.substr(0, error.find(' '));
