@@ -355,6 +355,7 @@ int run_serve(const floodgate::app::Settings& s) {
   rls_options.draft_headers = s.rls_draft_headers;
   rls_options.global_shadow_mode = s.shadow_mode;
   rls_options.global_quota_mode = s.quota_mode;
+  rls_options.response_dynamic_metadata = s.response_dynamic_metadata;
   rls_options.near_limit_ratio = s.near_limit_ratio;
   rls_options.over_limit_cache_entries = static_cast<std::size_t>(s.rls_over_limit_cache);
   rls_options.failure_mode = failure_mode;

@@ -104,6 +104,9 @@ void add_settings(CLI::App& cmd, Settings& s) {
       "Answer OK to everything, counting what would have been limited")
       ->group(rls);
   opt("--quota-mode", s.quota_mode, "QUOTA_MODE", "Treat every limit as in quota_mode")->group(rls);
+  opt("--response-dynamic-metadata", s.response_dynamic_metadata, "RESPONSE_DYNAMIC_METADATA",
+      "Answer with dynamic_metadata: the request's descriptors and the passed limits' metadata")
+      ->group(rls);
   opt("--near-limit-ratio", s.near_limit_ratio, "NEAR_LIMIT_RATIO",
       "Share of a limit above which hits count as near_limit")
       ->check(CLI::Range(0.0, 1.0))

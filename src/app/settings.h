@@ -55,6 +55,7 @@ struct Settings {
   bool rls_draft_headers = false;
   bool shadow_mode = false;
   bool quota_mode = false;
+  bool response_dynamic_metadata = false;
   double near_limit_ratio = 0.8;
   std::int64_t rls_over_limit_cache = 65536;
   std::string default_algorithm = "token_bucket";

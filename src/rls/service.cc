@@ -8,6 +8,9 @@
 #include <limits>
 
 #include <fmt/format.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
 
 #include "core/json_text.h"
 #include "observe/metrics.h"
@@ -192,6 +195,9 @@ void Service::should_rate_limit(Call& call) {
       st.code = code;
       call.response.statuses.assign(req.descriptors.size(), st);
       call.response.overall_code = code;
+      if (options_.response_dynamic_metadata) {
+        call.response.dynamic_metadata = dynamic_metadata(call, false);
+      }
       if (code == Code::kOverLimit) calls_over_limit_.fetch_add(1, std::memory_order_relaxed);
       call.done();
       return;
@@ -377,10 +383,84 @@ void Service::finish(Call& call) {
     response.overall_code = Code::kOk;
     global_shadow_mode_.fetch_add(1, std::memory_order_relaxed);
   }
+  if (options_.response_dynamic_metadata) response.dynamic_metadata = dynamic_metadata(call, true);
   if (response.overall_code == Code::kOverLimit) {
     calls_over_limit_.fetch_add(1, std::memory_order_relaxed);
   }
   call.done();
+}
+
+namespace {
+
+// merge_metadata(): `from`'s members into `into`; a name `into` already has keeps its value,
+// except that two objects merge member by member (envoyproxy/ratelimit's mergeMetadata).
+void merge_metadata(boost::json::object& into, const boost::json::object& from) {
+  for (const auto& [name, value] : from) {
+    auto it = into.find(name);
+    if (it == into.end()) {
+      into.emplace(name, value);
+    } else if (it->value().is_object() && value.is_object()) {
+      merge_metadata(it->value().as_object(), value.as_object());
+    }
+  }
+}
+
+// override_text(): a RateLimitDescriptor.limit as protobuf's text format prints it (what
+// envoyproxy/ratelimit puts in the metadata): fields at their zero value are left out.
+std::string override_text(const LimitOverride& limit) {
+  static constexpr std::array<std::string_view, 7> kUnits = {"UNKNOWN", "SECOND", "MINUTE", "HOUR",
+                                                             "DAY",     "MONTH",  "YEAR"};
+  std::string out;
+  if (limit.requests_per_unit != 0)
+    out = fmt::format("requests_per_unit:{}", limit.requests_per_unit);
+  const auto unit = static_cast<std::size_t>(limit.unit);
+  if (unit != 0) {
+    if (!out.empty()) out += ' ';
+    out += "unit:";
+    out += unit < kUnits.size() ? std::string(kUnits[unit]) : std::to_string(unit);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Service::dynamic_metadata(const Call& call, bool matched) const {
+  // envoyproxy/ratelimit's ratelimitToMetadata(): the domain, each descriptor's entries as
+  // "key=value" (with its limit override and hits_addend when given), the request's hits_addend
+  // when not 0, and under "metadata" the `metadata` of every descriptor that was not over its
+  // limit, merged in request order (the first value of a name wins).
+  const Request& req = call.request;
+  boost::json::object out;
+  out["domain"] = req.domain;
+  boost::json::array descriptors;
+  descriptors.reserve(req.descriptors.size());
+  for (const Descriptor& d : req.descriptors) {
+    boost::json::object o;
+    boost::json::array entries;
+    entries.reserve(d.entries.size());
+    for (const Entry& e : d.entries) entries.emplace_back(fmt::format("{}={}", e.key, e.value));
+    o["entries"] = std::move(entries);
+    if (d.limit) o["limit"] = override_text(*d.limit);
+    if (d.hits_addend) o["hitsAddend"] = *d.hits_addend;
+    descriptors.emplace_back(std::move(o));
+  }
+  out["descriptors"] = std::move(descriptors);
+  if (req.hits_addend != 0) out["hitsAddend"] = req.hits_addend;
+
+  boost::json::object passed;
+  for (std::size_t i = 0; matched && i < call.matches_.size(); ++i) {
+    const Match& m = call.matches_[i];
+    // A request's own limit carries no metadata; unlimited and replaced limits do not pass.
+    const RateLimit* limit = m.replaced ? nullptr : m.limit();
+    if (limit == nullptr || limit->unlimited || m.override_limit || m.node == nullptr) continue;
+    if (call.response.statuses[i].code == Code::kOverLimit) continue;
+    if (m.node->metadata_json.empty()) continue;
+    boost::system::error_code ec;
+    const boost::json::value metadata = boost::json::parse(m.node->metadata_json, ec);
+    if (!ec && metadata.is_object()) merge_metadata(passed, metadata.as_object());
+  }
+  if (!passed.empty()) out["metadata"] = std::move(passed);
+  return boost::json::serialize(out);
 }
 
 void Service::add_headers(Response& response) const {

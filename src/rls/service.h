@@ -81,6 +81,9 @@ struct Response {
   Code overall_code = Code::kOk;
   std::vector<DescriptorStatus> statuses;
   std::vector<Header> headers;
+  // RESPONSE_DYNAMIC_METADATA: RateLimitResponse.dynamic_metadata as a JSON object (the proto3
+  // JSON form of a google.protobuf.Struct); empty when the option is off.
+  std::string dynamic_metadata;
 };
 
 // What the front turns into a gRPC status (or an HTTP 400): the request cannot be answered.
@@ -131,6 +134,9 @@ struct ServiceOptions {
   bool global_shadow_mode = false;  // SHADOW_MODE
   bool global_quota_mode = false;   // QUOTA_MODE
   double near_limit_ratio = 0.8;    // NEAR_LIMIT_RATIO
+  // RESPONSE_DYNAMIC_METADATA: each answer carries the request (domain, descriptors, hits) and
+  // the `metadata` of the limits that passed, for Envoy to hand on as dynamic metadata.
+  bool response_dynamic_metadata = false;
   // The over-limit cache: counters known to be over their limit until their window ends are
   // answered without asking the store. 0 turns it off.
   std::size_t over_limit_cache_entries = 65536;
@@ -209,6 +215,9 @@ class Service {
   void finish(Call& call);
   DescriptorStatus status_for(Call& call, std::size_t i, Stats* stats);
   void add_headers(Response& response) const;
+  // dynamic_metadata(): Response::dynamic_metadata for `call`, its statuses decided; `matched`:
+  // whether call.matches_ holds the request's matches (not on the allowlist/blocklist path).
+  std::string dynamic_metadata(const Call& call, bool matched) const;
   Stats& stats_for(std::string_view stats_key);
 
   Micros now() const { return options_.clock ? options_.clock->now() : system_clock_.now(); }

@@ -303,6 +303,53 @@ TEST_F(RlsGrpc, JsonOnTheHttpPortAnswersTheSameCall) {
           R"(floodgate_rls_over_limit_total{domain="edge",descriptor="edge.tenant_acme.plan.user"} 5)"));
 }
 
+TEST_F(RlsGrpc, ResponseDynamicMetadataCarriesTheRequestAndThePassedLimitsMetadata) {
+  const std::string with_metadata = dir.write("metadata.yaml", R"(
+domain: meta
+descriptors:
+  - key: service
+    value: one
+    rate_limit: {unit: minute, requests_per_unit: 10}
+    metadata: {name: service_1, cost: 2.5, labels: {env: prod}}
+)");
+  Server server({"--rls-config", with_metadata, "--response-dynamic-metadata", "true"});
+  ASSERT_GT(server.grpc_port(), 0) << server.output();
+  Client client(server.grpc_port());
+  auto req = request("meta", {{{"service", "one"}}});
+  req.set_hits_addend(3);
+  const auto r = client.ok(req);
+  ASSERT_TRUE(r.has_dynamic_metadata());
+  const auto& fields = r.dynamic_metadata().fields();
+  EXPECT_EQ(fields.at("domain").string_value(), "meta");
+  EXPECT_EQ(fields.at("hitsAddend").number_value(), 3);
+  const auto& descriptors = fields.at("descriptors").list_value();
+  ASSERT_EQ(descriptors.values_size(), 1);
+  EXPECT_EQ(descriptors.values(0)
+                .struct_value()
+                .fields()
+                .at("entries")
+                .list_value()
+                .values(0)
+                .string_value(),
+            "service=one");
+  const auto& metadata = fields.at("metadata").struct_value().fields();
+  EXPECT_EQ(metadata.at("name").string_value(), "service_1");
+  EXPECT_EQ(metadata.at("cost").number_value(), 2.5);
+  EXPECT_EQ(metadata.at("labels").struct_value().fields().at("env").string_value(), "prod");
+
+  // The same in POST /json, in protobuf's JSON form; without the setting, no dynamicMetadata.
+  Connection http(server.port());
+  auto j = http.request(
+      "POST", "/json",
+      R"({"domain":"meta","descriptors":[{"entries":[{"key":"service","value":"one"}]}]})");
+  ASSERT_TRUE(j);
+  EXPECT_THAT(j->body, HasSubstr(R"("dynamicMetadata":{)"));
+  EXPECT_THAT(j->body, HasSubstr(R"("name":"service_1")"));
+  Server plain({"--rls-config", with_metadata});
+  ASSERT_GT(plain.grpc_port(), 0) << plain.output();
+  EXPECT_FALSE(Client(plain.grpc_port()).ok(req).has_dynamic_metadata());
+}
+
 TEST_F(RlsGrpc, AChangedConfigFileIsPickedUpAndABadOneIsRefused) {
   Server server({"--rls-config", dir.path()});
   ASSERT_GT(server.grpc_port(), 0) << server.output();

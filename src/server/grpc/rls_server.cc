@@ -69,6 +69,12 @@ void to_wire(const rls::Response& in, pb::RateLimitResponse& out) {
     header->set_key(std::string(h.name));
     header->set_value(h.value);
   }
+  if (!in.dynamic_metadata.empty()) {
+    // A JSON object the service built (valid by construction): the Struct's own JSON form.
+    const auto parsed = google::protobuf::util::JsonStringToMessage(in.dynamic_metadata,
+                                                                    out.mutable_dynamic_metadata());
+    if (!parsed.ok()) out.clear_dynamic_metadata();
+  }
 }
 
 ::grpc::Status to_status(const rls::CallError& e) {

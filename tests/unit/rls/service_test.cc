@@ -8,6 +8,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
 
 #include "floodgate/memory_store.h"
 
@@ -384,6 +386,71 @@ TEST_F(ServiceTest, NearLimitAndOverLimitStatsFollowEnvoyRatelimit) {
   EXPECT_EQ(value("floodgate_rls_within_limit_total"), "3");
   EXPECT_EQ(value("floodgate_rls_near_limit_total"), "1");
   EXPECT_EQ(value("floodgate_rls_over_limit_total"), "1");
+}
+
+// RESPONSE_DYNAMIC_METADATA, as envoyproxy/ratelimit's ratelimitToMetadata() builds it: the
+// domain, each descriptor's entries (and its own limit and hits), the request's hits, and the
+// `metadata` of the limits that passed, merged in request order with the first value winning.
+TEST_F(ServiceTest, DynamicMetadataCarriesTheRequestAndThePassedLimitsMetadata) {
+  EXPECT_TRUE(one({{"remote_address", "10.0.0.9"}}).response.dynamic_metadata.empty());  // off
+
+  ServiceOptions o;
+  o.clock = &clock;
+  o.response_dynamic_metadata = true;
+  Service meta(limiter, o, parse_config(R"(
+domain: meta
+descriptors:
+  - key: service
+    value: one
+    rate_limit: {unit: minute, requests_per_unit: 1}
+    metadata: {name: service_1, owner: {team: a, oncall: x}}
+  - key: service
+    value: two
+    rate_limit: {unit: minute, requests_per_unit: 5}
+    metadata: {name: service_2, tier: 3, owner: {team: b, pager: p1}}
+  - key: service
+    value: quiet
+    metadata: {name: no_limit}
+  - key: free
+    rate_limit: {unlimited: true}
+    metadata: {name: unlimited}
+)"));
+  auto run = [&](std::vector<Descriptor> descriptors, std::uint32_t hits = 0) {
+    struct Sync final : Call {
+      void done() override {}
+    } c;
+    c.request.domain = "meta";
+    c.request.descriptors = std::move(descriptors);
+    c.request.hits_addend = hits;
+    meta.should_rate_limit(c);
+    return boost::json::parse(c.response.dynamic_metadata);
+  };
+  const Descriptor one_d{{{"service", "one"}}};
+  Descriptor two_d{{{"service", "two"}}};
+  two_d.hits_addend = 2;
+
+  // Both pass: service_1's name wins, the owners merge member by member.
+  EXPECT_EQ(run({one_d, two_d}), boost::json::parse(R"({
+    "domain": "meta",
+    "descriptors": [{"entries": ["service=one"]}, {"entries": ["service=two"], "hitsAddend": 2}],
+    "metadata": {"name": "service_1", "tier": 3, "owner": {"team": "a", "oncall": "x", "pager": "p1"}}
+  })"));
+  // `one` is now over its limit: only service_2's metadata.
+  EXPECT_EQ(run({one_d, two_d}).at("metadata"), boost::json::parse(R"({
+    "name": "service_2", "tier": 3, "owner": {"team": "b", "pager": "p1"}
+  })"));
+  // No limit, unlimited, or the request's own limit: nothing under "metadata"; the request's
+  // hits_addend and the override as protobuf's text format prints it.
+  Descriptor own{{{"service", "two"}}};
+  own.limit = LimitOverride{42, Unit::kHour};
+  const boost::json::value none =
+      run({Descriptor{{{"service", "quiet"}}}, Descriptor{{{"free", "x"}}}, own}, 4);
+  EXPECT_EQ(none, boost::json::parse(R"({
+    "domain": "meta",
+    "descriptors": [{"entries": ["service=quiet"]}, {"entries": ["free=x"]},
+                    {"entries": ["service=two"], "limit": "requests_per_unit:42 unit:HOUR"}],
+    "hitsAddend": 4
+  })"));
 }
 
 }  // namespace
