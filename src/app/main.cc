@@ -5,12 +5,15 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -214,12 +217,13 @@ void setup_logging(const floodgate::app::Settings& s) {
   spdlog::set_default_logger(logger);
 }
 
-int run_serve(const floodgate::app::Settings& s) {
+int run_serve(const floodgate::app::Settings& s, const std::vector<std::string>& notes) {
   if (auto problem = floodgate::app::validate(s)) {
     fmt::print(stderr, "floodgate: {}\n", *problem);
     return 2;
   }
   setup_logging(s);
+  for (const std::string& note : notes) spdlog::info("settings: {}", log_safe(note));
 
   floodgate::PolicyDefaults defaults;
   defaults.algorithm = *floodgate::parse_algorithm(s.default_algorithm);
@@ -619,7 +623,18 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (check->parsed()) return run_check(check_args);
-  if (serve->parsed()) return run_serve(settings);
+  if (serve->parsed()) {
+    auto notes = floodgate::app::apply_envoy_ratelimit_env(
+        *serve, settings, [](const char* name) -> std::optional<std::string> {
+          const char* value = std::getenv(name);
+          return value ? std::optional<std::string>(value) : std::nullopt;
+        });
+    if (!notes) {
+      fmt::print(stderr, "floodgate: {}: {}\n", notes.error().field, notes.error().message);
+      return 2;
+    }
+    return run_serve(settings, *notes);
+  }
   if (validate->parsed()) return run_validate(validate_paths, validate_merge_domains);
   std::fputs(app.help().c_str(), stdout);
   return 0;

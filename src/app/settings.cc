@@ -1,5 +1,10 @@
 #include "app/settings.h"
 
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <filesystem>
+
 #include <CLI/CLI.hpp>
 
 namespace floodgate::app {
@@ -189,6 +194,141 @@ std::optional<std::string> validate(const Settings& s) {
   return std::nullopt;
 }
 
+namespace {
+
+std::string lower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+// go_bool(): a boolean as Go's strconv.ParseBool reads it (envoyproxy/ratelimit's envconfig).
+std::optional<bool> go_bool(const std::string& text) {
+  static constexpr std::array<std::string_view, 6> kTrue = {"1", "t", "T", "TRUE", "true", "True"};
+  static constexpr std::array<std::string_view, 6> kFalse = {"0",     "f",     "F",
+                                                             "FALSE", "false", "False"};
+  if (std::find(kTrue.begin(), kTrue.end(), text) != kTrue.end()) return true;
+  if (std::find(kFalse.begin(), kFalse.end(), text) != kFalse.end()) return false;
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> apply_envoy_ratelimit_env(const CLI::App& cmd, Settings& s,
+                                                           const GetEnv& env) {
+  std::vector<std::string> notes;
+  auto given = [&](const char* flag) { return cmd.get_option(flag)->count() > 0; };
+
+  if (auto type = env("CONFIG_TYPE"); type && lower(*type) != "file") {
+    return ParamError{"CONFIG_TYPE",
+                      "floodgate reads its limits from files (FILE: RLS_CONFIG or RUNTIME_ROOT), "
+                      "not from an xDS server; got '" +
+                          *type + "'"};
+  }
+  const auto root = env("RUNTIME_ROOT");
+  const auto subdirectory = env("RUNTIME_SUBDIRECTORY");
+  if ((root || subdirectory) && !given("--rls-config")) {
+    std::filesystem::path dir = root.value_or("/srv/runtime_data/current");
+    if (subdirectory) dir /= *subdirectory;
+    dir /= env("RUNTIME_APPDIRECTORY").value_or("config");
+    s.rls_config = dir.lexically_normal().string();
+    notes.push_back("RLS_CONFIG=" + s.rls_config +
+                    " (envoyproxy/ratelimit's RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/"
+                    "RUNTIME_APPDIRECTORY)");
+  }
+
+  if (auto backend = env("BACKEND_TYPE"); backend && lower(*backend) != "redis") {
+    return ParamError{"BACKEND_TYPE", "floodgate has no '" + *backend +
+                                          "' backend: it counts in Redis (REDIS_URL) or in "
+                                          "memory (BACKEND=memory)"};
+  }
+  // envoyproxy/ratelimit's REDIS_URL has no scheme; floodgate's always has one.
+  if (!s.redis_url.empty() && s.redis_url.find("://") == std::string::npos) {
+    const std::string socket = lower(env("REDIS_SOCKET_TYPE").value_or("tcp"));
+    if (socket != "tcp") {
+      return ParamError{"REDIS_SOCKET_TYPE",
+                        "floodgate connects to Redis over TCP only (REDIS_SOCKET_TYPE=tcp, "
+                        "REDIS_URL=host:port); got '" +
+                            socket + "'"};
+    }
+    const std::string type = lower(env("REDIS_TYPE").value_or("single"));
+    bool tls = false;
+    if (auto text = env("REDIS_TLS")) {
+      const auto parsed = go_bool(*text);
+      if (!parsed) return ParamError{"REDIS_TLS", "must be true or false, got '" + *text + "'"};
+      tls = *parsed;
+    }
+    if (tls && type != "single") {
+      return ParamError{"REDIS_TLS",
+                        "floodgate speaks TLS to a single Redis only (REDIS_TYPE=single)"};
+    }
+    std::string url;
+    std::string backend;
+    if (type == "single") {
+      url = (tls ? "rediss://" : "redis://") + s.redis_url;
+      backend = "redis";
+    } else if (type == "cluster") {
+      url = "redis+cluster://" + s.redis_url;
+      backend = "redis-cluster";
+    } else if (type == "sentinel") {
+      const auto comma = s.redis_url.find(',');
+      if (comma == std::string::npos || comma == 0 || comma + 1 == s.redis_url.size()) {
+        return ParamError{"REDIS_URL",
+                          "REDIS_TYPE=sentinel needs the master's name and the sentinels: "
+                          "<master name>,<host:port>,...; got '" +
+                              s.redis_url + "'"};
+      }
+      url =
+          "redis+sentinel://" + s.redis_url.substr(comma + 1) + "/" + s.redis_url.substr(0, comma);
+      backend = "redis-sentinel";
+    } else {
+      return ParamError{"REDIS_TYPE", "must be single, cluster or sentinel, got '" + type + "'"};
+    }
+    s.redis_url = url;
+    if (!given("--backend")) s.backend = backend;
+    notes.push_back("REDIS_URL=" + url + " BACKEND=" + s.backend +
+                    " (envoyproxy/ratelimit's REDIS_TYPE and REDIS_URL)");
+  }
+  if (auto auth = env("REDIS_AUTH"); auth && !auth->empty() && !given("--redis-password")) {
+    // As envoyproxy/ratelimit: "user:password" names an ACL user, anything else is a password.
+    const auto colon = auth->find(':');
+    if (colon != std::string::npos) {
+      s.redis_username = auth->substr(0, colon);
+      s.redis_password = auth->substr(colon + 1);
+    } else {
+      s.redis_password = *auth;
+    }
+  }
+  if (auto auth = env("REDIS_SENTINEL_AUTH");
+      auth && !auth->empty() && !given("--redis-sentinel-password")) {
+    s.redis_sentinel_password = *auth;
+  }
+
+  // Its settings that change nothing here, said once rather than silently dropped.
+  struct Unused {
+    const char* name;
+    const char* why;
+  };
+  static constexpr std::array<Unused, 12> kUnused = {{
+      {"USE_STATSD", "metrics are Prometheus' at GET /metrics"},
+      {"STATSD_HOST", "metrics are Prometheus' at GET /metrics"},
+      {"USE_PROMETHEUS", "GET /metrics is always there"},
+      {"PROMETHEUS_ADDR", "GET /metrics is served on PORT"},
+      {"DEBUG_PORT", "the admin API is on ADMIN_PORT"},
+      {"REDIS_PIPELINE_WINDOW", "checks in flight together go out together, without waiting"},
+      {"REDIS_PIPELINE_LIMIT", "checks in flight together go out together, without waiting"},
+      {"REDIS_PERSECOND", "per-second limits count in the one store"},
+      {"REDIS_TIMEOUT", "STORE_TIMEOUT_MS bounds a decision (10 ms by default)"},
+      {"LOCAL_CACHE_SIZE_IN_BYTES", "RLS_OVER_LIMIT_CACHE_SIZE counts entries (65,536)"},
+      {"STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT", "a refused hit never counts"},
+      {"EXPIRATION_JITTER_MAX_SECONDS", "keys expire when their window ends"},
+  }};
+  for (const Unused& u : kUnused) {
+    if (env(u.name)) notes.push_back(std::string(u.name) + " has no effect: " + u.why);
+  }
+  return notes;
+}
+
 Result<RedisOptions> redis_options(const Settings& s) {
   RedisOptions o;
   if (!s.redis_url.empty()) {
@@ -219,7 +359,10 @@ Result<RedisOptions> redis_options(const Settings& s) {
     o.host = host;
     o.port = static_cast<std::uint16_t>(port);
   }
-  if (o.password.empty()) o.password = s.redis_password;
+  if (o.password.empty()) {
+    o.password = s.redis_password;
+    if (o.username.empty()) o.username = s.redis_username;
+  }
   o.sentinel_password = s.redis_sentinel_password;
   if (o.db == 0) o.db = s.redis_db;
   o.pool_size = s.redis_pool_size;

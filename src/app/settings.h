@@ -6,8 +6,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "floodgate/policy.h"
 #include "floodgate/redis_store.h"
@@ -31,6 +33,7 @@ struct Settings {
   std::string redis_url;
   std::string redis_addr;
   std::string redis_password;
+  std::string redis_username;  // no flag: REDIS_AUTH's "user:password" (envoyproxy/ratelimit)
   std::string redis_sentinel_password;
   int redis_db = 0;
   int redis_pool_size = 2;
@@ -75,6 +78,21 @@ void add_settings(CLI::App& command, Settings& settings);
 
 // validate(): the first setting that is out of range, as "NAME: what is wrong", or nullopt.
 std::optional<std::string> validate(const Settings& settings);
+
+// apply_envoy_ratelimit_env(): envoyproxy/ratelimit's own environment, so that its Deployment
+// runs floodgate unchanged (docs/CONFIG.md, "Coming from envoyproxy/ratelimit"), applied where
+// floodgate's own setting was not given on `command` (flag or environment):
+//   RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/RUNTIME_APPDIRECTORY  -> RLS_CONFIG (that directory)
+//   REDIS_URL without a scheme, as REDIS_TYPE reads it: host:port (single), host:port,...
+//   (cluster), master,host:port,... (sentinel)  -> REDIS_URL and BACKEND; REDIS_TLS -> rediss://
+//   REDIS_AUTH ("password" or "user:password")  -> the Redis password (and ACL user)
+//   REDIS_SENTINEL_AUTH  -> REDIS_SENTINEL_PASSWORD
+// What floodgate cannot honour (BACKEND_TYPE other than redis, REDIS_SOCKET_TYPE=unix, CONFIG_TYPE
+// other than FILE) is an error naming the variable; the notes say what was taken and which of
+// its settings have no effect here. `env` reads a variable (nullopt when unset).
+using GetEnv = std::function<std::optional<std::string>(const char* name)>;
+Result<std::vector<std::string>> apply_envoy_ratelimit_env(const CLI::App& command,
+                                                           Settings& settings, const GetEnv& env);
 
 // redis_options(): the Redis connection the settings describe: REDIS_URL, else REDIS_ADDR
 // (default localhost:6379); REDIS_PASSWORD and REDIS_DB fill in what the URL leaves out.

@@ -407,6 +407,61 @@ TEST_F(RlsGrpc, ManyConcurrentCallsOnOneKeyAdmitExactlyTheLimit) {
 }
 
 // The same on Redis, with two floodgate instances sharing it.
+// A Deployment of envoyproxy/ratelimit moved over unchanged: its environment alone (config under
+// RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/config, REDIS_URL as host:port, REDIS_AUTH) runs floodgate on
+// that Redis; what floodgate cannot honour stops the start naming the variable.
+TEST_F(RlsGrpc, RunsOnEnvoyRatelimitsOwnEnvironment) {
+  RedisServer redis({"--requirepass", "s3cret"});
+  std::filesystem::create_directories(dir.path() + "/srv/ratelimit/config");
+  dir.write("srv/ratelimit/config/config.yaml", kConfig);
+  const std::vector<std::string> upstream = {"RUNTIME_ROOT=" + dir.path() + "/srv",
+                                             "RUNTIME_SUBDIRECTORY=ratelimit",
+                                             "RUNTIME_WATCH_ROOT=false",
+                                             "USE_STATSD=false",
+                                             "BACKEND_TYPE=redis",
+                                             "REDIS_SOCKET_TYPE=tcp",
+                                             "REDIS_TYPE=SINGLE",
+                                             "REDIS_URL=127.0.0.1:" + std::to_string(redis.port()),
+                                             "REDIS_AUTH=s3cret"};
+  {
+    Server server({"--store-timeout-ms", "1000"}, upstream);
+    ASSERT_GT(server.grpc_port(), 0) << server.output();
+    Client client(server.grpc_port());
+    for (std::uint32_t remaining : {2u, 1u}) {
+      const auto r = client.ok(request("edge", {{{"remote_address", "10.9.9.9"}}}));
+      ASSERT_EQ(r.statuses_size(), 1);
+      EXPECT_EQ(r.statuses(0).current_limit().requests_per_unit(), 3u);
+      EXPECT_EQ(r.statuses(0).limit_remaining(), remaining);
+    }
+    Connection http(server.port());
+    const auto metrics = http.request("GET", "/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_THAT(metrics->body,
+                HasSubstr(R"(floodgate_store_errors_total{store="redis",kind="timeout"} 0)"));
+    EXPECT_THAT(
+        metrics->body,
+        ::testing::Not(HasSubstr(R"(floodgate_store_latency_seconds_count{store="redis"} 0)")));
+    const std::string out = server.output();
+    EXPECT_THAT(out, HasSubstr("store: redis at 127.0.0.1:" + std::to_string(redis.port())));
+    EXPECT_THAT(out, HasSubstr("/srv/ratelimit/config"));
+    EXPECT_THAT(out, HasSubstr("USE_STATSD has no effect"));
+  }
+  auto refused = [&](std::string variable, std::string value) {
+    std::vector<std::string> env;
+    for (const std::string& e : upstream) {
+      if (!e.starts_with(variable + "=")) env.push_back(e);
+    }
+    env.push_back(variable + "=" + value);
+    const auto [status, out] = run_floodgate({"serve", "--port", "0", "--grpc-port", "0"}, env);
+    EXPECT_EQ(status, 2) << out;
+    EXPECT_THAT(out, HasSubstr("floodgate: " + variable + ": ")) << out;
+  };
+  refused("BACKEND_TYPE", "memcache");
+  refused("REDIS_SOCKET_TYPE", "unix");
+  refused("CONFIG_TYPE", "GRPC_XDS_SOTW");
+  refused("REDIS_TYPE", "ring");
+}
+
 TEST_F(RlsGrpc, TwoInstancesOnRedisAdmitExactlyTheLimit) {
   RedisServer redis;
   const std::string url = "redis://127.0.0.1:" + std::to_string(redis.port());
