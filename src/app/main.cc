@@ -376,7 +376,8 @@ int run_serve(const floodgate::app::Settings& s, const std::vector<std::string>&
        .lists = &access_lists,
        .overrides = &overrides,
        .stats = &admin_stats,
-       .extra_metrics = [&rls_service](std::string& out) { rls_service.append_metrics(out); }});
+       .extra_metrics = [&rls_service](std::string& out) { rls_service.append_metrics(out); },
+       .healthcheck_needs_store = s.redis_health_check_active_connection});
 
   floodgate::http::ServerOptions options;
   options.host = s.host;

@@ -109,6 +109,10 @@ void add_settings(CLI::App& cmd, Settings& s) {
       "Answer OK to everything, counting what would have been limited")
       ->group(rls);
   opt("--quota-mode", s.quota_mode, "QUOTA_MODE", "Treat every limit as in quota_mode")->group(rls);
+  opt("--redis-health-check-active-connection", s.redis_health_check_active_connection,
+      "REDIS_HEALTH_CHECK_ACTIVE_CONNECTION",
+      "GET /healthcheck also fails (503) while the store is not reachable")
+      ->group(rls);
   opt("--response-dynamic-metadata", s.response_dynamic_metadata, "RESPONSE_DYNAMIC_METADATA",
       "Answer with dynamic_metadata: the request's descriptors and the passed limits' metadata")
       ->group(rls);

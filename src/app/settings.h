@@ -59,6 +59,7 @@ struct Settings {
   bool shadow_mode = false;
   bool quota_mode = false;
   bool response_dynamic_metadata = false;
+  bool redis_health_check_active_connection = false;
   double near_limit_ratio = 0.8;
   std::int64_t rls_over_limit_cache = 65536;
   std::string default_algorithm = "token_bucket";

@@ -192,6 +192,26 @@ TEST(RedisService, StartsWithRedisDownAnswersByFailureModeAndConnectsWhenItComes
   EXPECT_THAT(server.output(), HasSubstr("redis: cannot connect"));
 }
 
+// GET /healthcheck, envoyproxy/ratelimit's probe path: "OK" while the process serves; with
+// REDIS_HEALTH_CHECK_ACTIVE_CONNECTION it also fails while Redis is not reachable.
+TEST(RedisService, HealthcheckAnswersAsEnvoyRatelimitsProbe) {
+  auto redis = std::make_unique<RedisServer>();
+  const int port = redis->port();
+  redis->stop();
+  Server plain(redis_args_for_port(port));
+  Server strict(redis_args_for_port(port, {"--redis-health-check-active-connection", "true"}));
+  auto healthcheck = [](const Server& server) {
+    auto r = Connection(server.port()).request("GET", "/healthcheck");
+    return r ? std::to_string(r->status) + " " + r->body : std::string("no answer");
+  };
+  EXPECT_EQ(healthcheck(plain), "200 OK");
+  EXPECT_EQ(healthcheck(strict).substr(0, 3), "503");
+  redis->restart();
+  EXPECT_TRUE(eventually(3s, [&] { return healthcheck(strict) == "200 OK"; }))
+      << healthcheck(strict);
+  EXPECT_EQ(healthcheck(plain), "200 OK");
+}
+
 TEST(RedisService, WrongPasswordShowsInReadyAndTheLog) {
   RedisServer redis({"--requirepass", "right"});
   Server server(redis_args(redis, {"--redis-password", "wrong"}));

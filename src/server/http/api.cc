@@ -150,9 +150,10 @@ std::optional<Response> Api::route(const Request& request, Exchange& x) {
     bool wants_post;
   };
   static constexpr Endpoint kRoutes[] = {
-      {"/v1/check", true},   {"/check", true},    {"/api/v1/ratelimit", true},
-      {"/v1/inspect", true}, {"/v1/auth", false}, {"/health", false},
-      {"/ready", false},     {"/metrics", false}, {"/json", true},
+      {"/v1/check", true},     {"/check", true},    {"/api/v1/ratelimit", true},
+      {"/v1/inspect", true},   {"/v1/auth", false}, {"/health", false},
+      {"/ready", false},       {"/metrics", false}, {"/json", true},
+      {"/healthcheck", false},
   };
   for (const Endpoint& route : kRoutes) {
     if (route.path != path) continue;
@@ -170,6 +171,18 @@ std::optional<Response> Api::route(const Request& request, Exchange& x) {
     if (path == "/v1/auth") return auth(request, x);
     if (path == "/health") return json_response(200, R"({"status":"ok"})");
     if (path == "/ready") return ready();
+    if (path == "/healthcheck") {
+      // envoyproxy/ratelimit's probe: "OK" in plain text (it fails with 500; 503 says why better).
+      Response r;
+      r.content_type = "text/plain; charset=utf-8";
+      if (options_.healthcheck_needs_store && !limiter_.store().health().ready) {
+        r.status = 503;
+        r.body = "store not reachable\n";
+      } else {
+        r.body = "OK";
+      }
+      return r;
+    }
     if (path == "/json") {
       if (!options_.json_route) break;
       options_.json_route->serve(request, [this, &x](Response r) {

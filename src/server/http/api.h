@@ -98,6 +98,10 @@ struct ApiOptions {
   admin::Stats* stats = nullptr;
   // Appends more series to GET /metrics (the Envoy rate limit service's).
   std::function<void(std::string&)> extra_metrics = nullptr;
+  // GET /healthcheck (envoyproxy/ratelimit's probe path) also fails while the store is not
+  // reachable (REDIS_HEALTH_CHECK_ACTIVE_CONNECTION); otherwise it answers as long as the process
+  // serves, as envoyproxy/ratelimit's does.
+  bool healthcheck_needs_store = false;
 };
 
 class Api;

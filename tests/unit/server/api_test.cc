@@ -198,6 +198,7 @@ TEST_F(ApiTest, UnknownPathsAndMethods) {
 TEST_F(ApiTest, HealthReadyAndMetrics) {
   EXPECT_EQ(get("/health").body, R"({"status":"ok"})");
   EXPECT_EQ(get("/ready").body, R"({"status":"ready","store":"memory","state":"ok"})");
+  EXPECT_EQ(get("/healthcheck").body, "OK");  // envoyproxy/ratelimit's probe path
   post("/v1/check", R"({"key":"k","algorithm":"fixed_window","limit":1,"window":1})");
   post("/v1/check", R"({"key":"k","algorithm":"fixed_window","limit":1,"window":1})");
   const Response m = get("/metrics?x=1");
