@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <filesystem>
+#include <map>
 
 #include <CLI/CLI.hpp>
 
@@ -135,11 +136,22 @@ void add_settings(CLI::App& cmd, Settings& s) {
       "Limit (or capacity) of a check that gives none")
       ->group("Rules");
 
+  // Any case, and envoyproxy/ratelimit's (logrus') names too: WARN, warning, fatal, panic.
   opt("--log-level", s.log_level, "LOG_LEVEL", "trace, debug, info, warn, error or off")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->transform(CLI::Transformer(std::map<std::string, std::string>{{"trace", "trace"},
+                                                                      {"debug", "debug"},
+                                                                      {"info", "info"},
+                                                                      {"warn", "warn"},
+                                                                      {"warning", "warn"},
+                                                                      {"error", "error"},
+                                                                      {"fatal", "critical"},
+                                                                      {"panic", "critical"},
+                                                                      {"off", "off"}},
+                                   CLI::ignore_case))
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->group("Operations");
   opt("--log-format", s.log_format, "LOG_FORMAT", "json or text")
-      ->check(CLI::IsMember({"json", "text"}))
+      ->check(CLI::IsMember({"json", "text"}, CLI::ignore_case))
       ->group("Operations");
   opt("--admin-token", s.admin_token, "ADMIN_TOKEN",
       "Bearer token every admin request needs; unset: the admin API is read-only")

@@ -422,7 +422,8 @@ TEST_F(RlsGrpc, RunsOnEnvoyRatelimitsOwnEnvironment) {
                                              "REDIS_SOCKET_TYPE=tcp",
                                              "REDIS_TYPE=SINGLE",
                                              "REDIS_URL=127.0.0.1:" + std::to_string(redis.port()),
-                                             "REDIS_AUTH=s3cret"};
+                                             "REDIS_AUTH=s3cret",
+                                             "LOG_LEVEL=DEBUG"};
   {
     Server server({"--store-timeout-ms", "1000"}, upstream);
     ASSERT_GT(server.grpc_port(), 0) << server.output();
