@@ -2,8 +2,11 @@
 // side with redis-benchmark running EVALSHA of the same script against the same Redis — the
 // ceiling a client can reach, since the script's run time in Redis is what both measure.
 //
-// Usage: redis_store_bench [seconds=5] [in_flight=512] [repetitions=3]
+// Usage: redis_store_bench [seconds=5] [in_flight=512] [repetitions=3] [unix]
+// (unix: the store's runs again through the server's Unix socket, with the ratios to TCP)
 // Starts its own redis-server on a free loopback port (testlib/redis_server.h) and stops it.
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -33,9 +36,9 @@ using floodgate::bench::kKeyspace;
 // run_store(): checks/s with `in_flight` checks always outstanding. `adopted`: the checks are
 // made on a loop that adopted a connection (as the HTTP workers do), so those made in one turn
 // of it go out as one script call; otherwise each check is its own EVALSHA over the pool.
-double run_store(int port, int seconds, int in_flight, bool adopted, std::uint64_t& failures) {
-  floodgate::RedisOptions o;
-  o.port = static_cast<std::uint16_t>(port);
+double run_store(const floodgate::RedisOptions& where, int seconds, int in_flight, bool adopted,
+                 std::uint64_t& failures) {
+  floodgate::RedisOptions o = where;
   o.timeout = 1s;
   o.max_in_flight = 1 << 20;
   boost::asio::io_context io{1};  // an adopted loop must outlive the store
@@ -116,9 +119,18 @@ int main(int argc, char** argv) {
   const int seconds = argc > 1 ? std::atoi(argv[1]) : 5;
   const int in_flight = argc > 2 ? std::atoi(argv[2]) : 512;
   const int repetitions = argc > 3 ? std::atoi(argv[3]) : 3;
-  floodgate::testing::RedisServer redis;
+  // "unix": the pool's and the adopted loop's runs again through the server's Unix socket.
+  const bool unix_too = argc > 4 && std::string(argv[4]) == "unix";
+  const std::string socket = "/tmp/fg-bench-redis-" + std::to_string(::getpid()) + ".sock";
+  floodgate::testing::RedisServer redis(
+      unix_too ? std::vector<std::string>{"--unixsocket", socket, "--unixsocketperm", "700"}
+               : std::vector<std::string>{});
   std::printf("redis-server on 127.0.0.1:%d, %d s per run, %d in flight, %u cores\n", redis.port(),
               seconds, in_flight, std::thread::hardware_concurrency());
+  floodgate::RedisOptions tcp;
+  tcp.port = static_cast<std::uint16_t>(redis.port());
+  floodgate::RedisOptions local;
+  local.unix_socket = socket;
 
   // The production fixed_window script, as the store sends it with EVALSHA (loaded on connect).
   const std::string sha = floodgate::RedisStore::script_sha(floodgate::Algorithm::kFixedWindow);
@@ -132,11 +144,22 @@ int main(int argc, char** argv) {
   std::vector<double> pooled;
   std::vector<double> batched;
   std::vector<double> theirs;
+  std::vector<double> pooled_unix;
+  std::vector<double> batched_unix;
   for (int r = 0; r < repetitions; ++r) {
     std::uint64_t pool_failures = 0;
     std::uint64_t batch_failures = 0;
-    const double pool_rate = run_store(redis.port(), seconds, in_flight, false, pool_failures);
-    const double batch_rate = run_store(redis.port(), seconds, in_flight, true, batch_failures);
+    const double pool_rate = run_store(tcp, seconds, in_flight, false, pool_failures);
+    const double batch_rate = run_store(tcp, seconds, in_flight, true, batch_failures);
+    if (unix_too) {
+      std::uint64_t unix_failures = 0;
+      pooled_unix.push_back(run_store(local, seconds, in_flight, false, unix_failures));
+      batched_unix.push_back(run_store(local, seconds, in_flight, true, unix_failures));
+      std::printf(
+          "run %d: Unix socket: pool %.0f checks/s, adopted loop %.0f checks/s (%llu failed)\n",
+          r + 1, pooled_unix.back(), batched_unix.back(),
+          static_cast<unsigned long long>(unix_failures));
+    }
     const double bench_rate = run_redis_benchmark(redis.port(), seconds, sha);
     std::printf(
         "run %d: RedisStore pool %.0f checks/s (%llu failed), adopted loop %.0f checks/s "
@@ -161,5 +184,15 @@ int main(int argc, char** argv) {
       "median: RedisStore pool %.0f checks/s (%.2fx), adopted loop %.0f checks/s (%.2fx), "
       "redis-benchmark -c 50 -P 16 %.0f/s\n",
       a, b > 0 ? a / b : 0.0, c, b > 0 ? c / b : 0.0, b);
+  if (unix_too) {
+    const double pu = median(pooled_unix);
+    const double bu = median(batched_unix);
+    std::printf(
+        "median over the Unix socket: pool %.0f checks/s (%.2fx TCP), adopted loop %.0f "
+        "checks/s (%.2fx TCP)\n",
+        pu, a > 0 ? pu / a : 0.0, bu, c > 0 ? bu / c : 0.0);
+  }
+  redis.stop();
+  std::remove(socket.c_str());
   return 0;
 }

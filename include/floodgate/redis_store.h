@@ -53,6 +53,9 @@ struct RedisOptions {
   std::string password;  // empty: no AUTH
   int db = 0;            // SELECT on connect when not 0
   bool tls = false;      // rediss://
+  // unix:///path/to/redis.sock: a local Redis through its Unix socket (`host`/`port` are not
+  // used; no TLS). Empty: TCP.
+  std::string unix_socket;
   bool tls_verify = true;
   std::string tls_ca_file;  // empty: the system's CA store
 
@@ -97,8 +100,9 @@ struct RedisOptions {
 // alone may be given as "redis://:password@host". Also
 // redis+sentinel://[user:password@]host:port[,host:port...]/master-name[/db]: the sentinels and
 // the name they monitor the master under (the credentials and db are the master's); and
-// redis+cluster://[user:password@]host:port[,host:port...]: seed nodes of a Redis Cluster. Errors
-// name the field "REDIS_URL".
+// redis+cluster://[user:password@]host:port[,host:port...]: seed nodes of a Redis Cluster; and
+// unix://[user:password@]/path/to/redis.sock[?db=N]: a local Redis's Unix socket. Errors name the
+// field "REDIS_URL".
 Result<RedisOptions> parse_redis_url(std::string_view url);
 
 // RedisValue: a reply to RedisStore::command(), in plain C++ types.

@@ -312,6 +312,8 @@ int run_serve(const floodgate::app::Settings& s, const std::vector<std::string>&
                           redis_options.sentinels.size());
     } else if (!redis_options.cluster_seeds.empty()) {
       where = fmt::format("cluster through {} seed node(s)", redis_options.cluster_seeds.size());
+    } else if (!redis_options.unix_socket.empty()) {
+      where = "unix:" + redis_options.unix_socket;
     }
     spdlog::info("store: redis at {} db={} tls={} pool={} timeout={}ms", log_safe(where),
                  redis_options.db, redis_options.tls, redis_options.pool_size,

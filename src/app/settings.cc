@@ -260,12 +260,11 @@ Result<std::vector<std::string>> apply_envoy_ratelimit_env(const CLI::App& cmd, 
   }
   // envoyproxy/ratelimit's REDIS_URL has no scheme; floodgate's always has one.
   if (!s.redis_url.empty() && s.redis_url.find("://") == std::string::npos) {
-    const std::string socket = lower(env("REDIS_SOCKET_TYPE").value_or("tcp"));
-    if (socket != "tcp") {
-      return ParamError{"REDIS_SOCKET_TYPE",
-                        "floodgate connects to Redis over TCP only (REDIS_SOCKET_TYPE=tcp, "
-                        "REDIS_URL=host:port); got '" +
-                            socket + "'"};
+    // Its default is unix; unset, a path says unix and anything else tcp.
+    const std::string socket =
+        lower(env("REDIS_SOCKET_TYPE").value_or(s.redis_url.starts_with("/") ? "unix" : "tcp"));
+    if (socket != "tcp" && socket != "unix") {
+      return ParamError{"REDIS_SOCKET_TYPE", "must be tcp or unix, got '" + socket + "'"};
     }
     const std::string type = lower(env("REDIS_TYPE").value_or("single"));
     bool tls = false;
@@ -280,7 +279,14 @@ Result<std::vector<std::string>> apply_envoy_ratelimit_env(const CLI::App& cmd, 
     }
     std::string url;
     std::string backend;
-    if (type == "single") {
+    if (socket == "unix") {
+      if (type != "single" || tls) {
+        return ParamError{"REDIS_SOCKET_TYPE",
+                          "a Unix socket reaches a single Redis without TLS (REDIS_TYPE=single)"};
+      }
+      url = "unix://" + s.redis_url;
+      backend = "redis";
+    } else if (type == "single") {
       url = (tls ? "rediss://" : "redis://") + s.redis_url;
       backend = "redis";
     } else if (type == "cluster") {

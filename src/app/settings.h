@@ -85,12 +85,14 @@ std::optional<std::string> validate(const Settings& settings);
 // floodgate's own setting was not given on `command` (flag or environment):
 //   RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/RUNTIME_APPDIRECTORY  -> RLS_CONFIG (that directory)
 //   REDIS_URL without a scheme, as REDIS_TYPE reads it: host:port (single), host:port,...
-//   (cluster), master,host:port,... (sentinel)  -> REDIS_URL and BACKEND; REDIS_TLS -> rediss://
+//   (cluster), master,host:port,... (sentinel), a path with REDIS_SOCKET_TYPE=unix  -> REDIS_URL
+//   and BACKEND; REDIS_TLS -> rediss://
 //   REDIS_AUTH ("password" or "user:password")  -> the Redis password (and ACL user)
 //   REDIS_SENTINEL_AUTH  -> REDIS_SENTINEL_PASSWORD
-// What floodgate cannot honour (BACKEND_TYPE other than redis, REDIS_SOCKET_TYPE=unix, CONFIG_TYPE
-// other than FILE) is an error naming the variable; the notes say what was taken and which of
-// its settings have no effect here. `env` reads a variable (nullopt when unset).
+// What floodgate cannot honour (BACKEND_TYPE other than redis, CONFIG_TYPE other than FILE, TLS
+// or a Unix socket with a cluster or Sentinel) is an error naming the variable; the notes say what
+// was taken and which of its settings have no effect here. `env` reads a variable (nullopt when
+// unset).
 using GetEnv = std::function<std::optional<std::string>(const char* name)>;
 Result<std::vector<std::string>> apply_envoy_ratelimit_env(const CLI::App& command,
                                                            Settings& settings, const GetEnv& env);

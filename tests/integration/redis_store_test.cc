@@ -2,6 +2,7 @@
 // with the test-time scripts), exact under concurrency, and every fault the issue names: Redis
 // never started, a wrong password, SIGSTOP, kill -9 and restart, SCRIPT FLUSH, maxmemory.
 #include <hiredis/hiredis.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -335,6 +336,53 @@ TEST(RedisStore, SubscribesAndSubscribesAgainAfterTheServerComesBack) {
   }));
   std::lock_guard lock(mu);
   EXPECT_EQ(messages[1], "two");
+}
+
+// unix:///path: a local Redis through its Unix socket, for the decisions and for the
+// subscription, and back after the server restarts (kill -9: the socket file stays behind).
+TEST(RedisStore, SpeaksOverAUnixSocketAndComesBackAfterARestart) {
+  const std::string socket =
+      ::testing::TempDir() + "fg-redis-" + std::to_string(::getpid()) + ".sock";
+  RedisServer redis({"--unixsocket", socket, "--unixsocketperm", "700"});
+  auto o = parse_redis_url("unix://" + socket).value();
+  o.timeout = 50ms;
+  o.backoff_max = 100ms;
+  RedisStore store(o);
+  ASSERT_TRUE(store.wait_connected(5s)) << store.health().error;
+  Limiter limiter(store);
+  const Policy policy = Policy::fixed_window(2, std::chrono::seconds(30)).value();
+  EXPECT_TRUE(limiter.check("unix", policy).decision.allowed);
+  EXPECT_TRUE(limiter.check("unix", policy).decision.allowed);
+  EXPECT_FALSE(limiter.check("unix", policy).decision.allowed);
+  // Redis saw it through the socket: the key is there (read over TCP).
+  EXPECT_EQ(redis_cli(redis.port(), {"DBSIZE"}), "1");
+
+  std::atomic<int> subscribed{0};
+  std::atomic<int> received{0};
+  store.subscribe(
+      "fg:test:unix", [&](std::string_view) { received.fetch_add(1); },
+      [&] { subscribed.fetch_add(1); });
+  ASSERT_TRUE(eventually(5s, [&] { return subscribed.load() == 1; }));
+  EXPECT_EQ(redis_cli(redis.port(), {"PUBLISH", "fg:test:unix", "m"}), "1");
+  EXPECT_TRUE(eventually(5s, [&] { return received.load() == 1; }));
+
+  redis.kill9();
+  redis.restart();
+  EXPECT_TRUE(eventually(
+      5s, [&] { return limiter.check("unix-after", policy).status == StoreStatus::kOk; }));
+  EXPECT_TRUE(eventually(5s, [&] { return subscribed.load() == 2; }));
+  EXPECT_EQ(store.health().state, "connected");
+  std::remove(socket.c_str());
+}
+
+// A socket path nobody listens on: refused fast, the path named.
+TEST(RedisStore, AUnixSocketNobodyListensOnIsReportedByPath) {
+  auto o = parse_redis_url("unix:///nonexistent/fg-redis.sock").value();
+  RedisStore store(o);
+  EXPECT_FALSE(store.wait_connected(300ms));
+  EXPECT_TRUE(eventually(2s, [&] { return !store.health().error.empty(); }));
+  EXPECT_NE(store.health().error.find("unix:/nonexistent/fg-redis.sock"), std::string::npos)
+      << store.health().error;
 }
 
 TEST(RedisStore, ReloadsScriptsAfterScriptFlush) {

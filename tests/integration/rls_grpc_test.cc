@@ -447,6 +447,23 @@ TEST_F(RlsGrpc, RunsOnEnvoyRatelimitsOwnEnvironment) {
     EXPECT_THAT(out, HasSubstr("/srv/ratelimit/config"));
     EXPECT_THAT(out, HasSubstr("USE_STATSD has no effect"));
   }
+  // REDIS_SOCKET_TYPE=unix, its default: REDIS_URL is the socket's path.
+  {
+    const std::string socket = dir.path() + "/redis.sock";
+    RedisServer local({"--unixsocket", socket, "--unixsocketperm", "700"});
+    std::vector<std::string> env = {"RUNTIME_ROOT=" + dir.path() + "/srv",
+                                    "RUNTIME_SUBDIRECTORY=ratelimit", "REDIS_SOCKET_TYPE=unix",
+                                    "REDIS_URL=" + socket};
+    Server server({"--store-timeout-ms", "1000"}, env);
+    ASSERT_GT(server.grpc_port(), 0) << server.output();
+    const auto r =
+        Client(server.grpc_port()).ok(request("edge", {{{"remote_address", "10.9.9.8"}}}));
+    ASSERT_EQ(r.statuses_size(), 1);
+    EXPECT_EQ(r.statuses(0).limit_remaining(), 2u);
+    EXPECT_THAT(server.output(), HasSubstr("store: redis at unix:" + socket));
+    Connection http(server.port());
+    EXPECT_THAT(http.request("GET", "/ready")->body, HasSubstr(R"("state":"connected")"));
+  }
   auto refused = [&](std::string variable, std::string value) {
     std::vector<std::string> env;
     for (const std::string& e : upstream) {
@@ -458,7 +475,7 @@ TEST_F(RlsGrpc, RunsOnEnvoyRatelimitsOwnEnvironment) {
     EXPECT_THAT(out, HasSubstr("floodgate: " + variable + ": ")) << out;
   };
   refused("BACKEND_TYPE", "memcache");
-  refused("REDIS_SOCKET_TYPE", "unix");
+  refused("REDIS_SOCKET_TYPE", "udp");
   refused("CONFIG_TYPE", "GRPC_XDS_SOTW");
   refused("REDIS_TYPE", "ring");
 }

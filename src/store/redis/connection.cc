@@ -9,9 +9,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl.hpp>
@@ -22,7 +20,6 @@ namespace floodgate::redis {
 namespace {
 
 namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 
 // Exponential backoff with jitter: the n-th retry waits a random time in [d/2, d], where d doubles
@@ -104,7 +101,7 @@ bool Connection::submit(std::string_view first, Call* first_call, std::string_vi
 void Connection::close_stream() {
   if (!stream_) return;
   boost::system::error_code ignored;
-  stream_->next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+  stream_->next_layer().shutdown(Socket::shutdown_both, ignored);
   stream_->next_layer().close(ignored);
 }
 
@@ -172,16 +169,11 @@ asio::awaitable<std::string> Connection::establish() {
                : what;
   };
 
-  tcp::resolver resolver(io_);
-  auto [rec, endpoints] = co_await resolver.async_resolve(
-      host, std::to_string(port), asio::ip::resolver_base::numeric_service, kAwait);
-  if (rec) co_return fail("cannot resolve " + host + ": " + rec.message());
-  auto [cec, endpoint] = co_await asio::async_connect(stream_->next_layer(), endpoints, kAwait);
-  if (cec) {
-    co_return fail("cannot connect to " + host + ":" + std::to_string(port) + ": " + cec.message());
+  if (std::string error =
+          co_await connect_socket(stream_->next_layer(), host, port, guard_state->timed_out);
+      !error.empty()) {
+    co_return fail(std::move(error));
   }
-  boost::system::error_code ignored;
-  stream_->next_layer().set_option(tcp::no_delay(true), ignored);
 
   if (tls_) {
     // SNI (SSL_set_tlsext_host_name, spelled out: the macro casts C-style).

@@ -4,9 +4,10 @@
 // thread. Any thread may submit() a command; every command submitted while a write is on its way
 // goes out in the next write, and replies are matched to calls in order (RESP answers in order).
 //
-// The connection keeps itself up: it connects (TCP, optional TLS, AUTH, SELECT, and the handshake
-// commands it was given — SCRIPT LOAD of every script), serves until an error, fails what was in
-// flight, waits a backoff (exponential with jitter) and starts again, until stop().
+// The connection keeps itself up: it connects (TCP with optional TLS, or a Unix socket; AUTH,
+// SELECT, and the handshake commands it was given — SCRIPT LOAD of every script), serves until
+// an error, fails what was in flight, waits a backoff (exponential with jitter) and starts again,
+// until stop().
 //
 // Deadlines: each call carries one; a timer fails calls whose deadline passed (kTimeout) without
 // waiting for Redis. Their replies, when they come, are read and dropped.
@@ -25,13 +26,13 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "floodgate/redis_store.h"
 #include "floodgate/store.h"
+#include "store/redis/plain_session.h"
 #include "store/redis/resp.h"
 
 namespace floodgate::redis {
@@ -51,8 +52,9 @@ class Call {
   ~Call() = default;
 };
 
-// Endpoint: where connections connect: fixed (the options' host and port), or moved by the
-// Sentinel watcher when the master changes. Thread-safe.
+// Endpoint: where connections connect: fixed (the options' host and port, or their unix_socket
+// as host with port 0: see connect_socket()), or moved by the Sentinel watcher when the master
+// changes. Thread-safe.
 class Endpoint {
  public:
   Endpoint(std::string host, std::uint16_t port) : host_(std::move(host)), port_(port) {}
@@ -113,7 +115,7 @@ class Connection {
   std::size_t in_flight() const;
 
  private:
-  using Stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+  using Stream = boost::asio::ssl::stream<Socket>;  // TCP or a Unix socket; TLS on TCP only
 
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<std::string> establish();

@@ -5,8 +5,9 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -18,6 +19,34 @@ using tcp = asio::ip::tcp;
 namespace {
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 }  // namespace
+
+asio::awaitable<std::string> connect_socket(Socket& socket, const std::string& host,
+                                            std::uint16_t port, const bool& given_up) {
+  boost::system::error_code ignored;
+  if (port == 0) {
+    const asio::local::stream_protocol::endpoint path(host);
+    auto [ec] = co_await socket.async_connect(Socket::endpoint_type(path), kAwait);
+    if (ec) co_return "cannot connect to unix:" + host + ": " + ec.message();
+    co_return std::string();
+  }
+  tcp::resolver resolver(socket.get_executor());
+  auto [rec, endpoints] = co_await resolver.async_resolve(
+      host, std::to_string(port), asio::ip::resolver_base::numeric_service, kAwait);
+  if (rec) co_return "cannot resolve " + host + ": " + rec.message();
+  boost::system::error_code last = asio::error::host_not_found;
+  for (const auto& entry : endpoints) {
+    // The caller's guard fired meanwhile (a connect timeout): an attempt now would have none.
+    if (given_up) co_return "no time left to connect to " + host + ":" + std::to_string(port);
+    socket.close(ignored);  // a failed attempt leaves the socket open
+    auto [ec] = co_await socket.async_connect(Socket::endpoint_type(entry.endpoint()), kAwait);
+    if (!ec) {
+      socket.set_option(tcp::no_delay(true), ignored);
+      co_return std::string();
+    }
+    last = ec;
+  }
+  co_return "cannot connect to " + host + ":" + std::to_string(port) + ": " + last.message();
+}
 
 std::string command(std::initializer_list<std::string_view> args) {
   std::string out;
@@ -34,7 +63,7 @@ std::chrono::milliseconds round_backoff(int round) {
 void PlainSession::close() {
   closed = true;
   boost::system::error_code ignored;
-  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.shutdown(Socket::shutdown_both, ignored);
   socket.close(ignored);
   guard.cancel();
   ping.cancel();
@@ -69,14 +98,9 @@ asio::awaitable<std::string> PlainSession::open(const std::string& host, std::ui
                                                 const std::string& password,
                                                 std::chrono::milliseconds timeout) {
   arm(timeout);
-  tcp::resolver resolver(socket.get_executor());
-  auto [rec, endpoints] = co_await resolver.async_resolve(
-      host, std::to_string(port), asio::ip::resolver_base::numeric_service, kAwait);
-  if (rec) co_return "cannot resolve: " + rec.message();
-  auto [cec, endpoint] = co_await asio::async_connect(socket, endpoints, kAwait);
-  (void)endpoint;
-  if (cec)
-    co_return closed ? std::string("timed out connecting") : "cannot connect: " + cec.message();
+  if (std::string error = co_await connect_socket(socket, host, port, closed); !error.empty()) {
+    co_return closed ? std::string("timed out connecting") : error;
+  }
   if (!password.empty()) {
     std::string auth =
         username.empty() ? command({"AUTH", password}) : command({"AUTH", username, password});

@@ -1,8 +1,8 @@
 // File: store/redis/plain_session.h
 //
-// PlainSession: one short-lived plain-TCP conversation with a Redis server or sentinel, written as
-// coroutines on an io_context: connect, AUTH, then commands and replies one at a time, or a
-// subscription. A guard timer closes the socket when a step (or, once subscribed, the silence)
+// PlainSession: one short-lived plain (no TLS) conversation with a Redis server or sentinel,
+// written as coroutines on an io_context: connect, AUTH, then commands and replies one at a time,
+// or a subscription. A guard timer closes the socket when a step (or, once subscribed, the silence)
 // lasts too long. Used where the pipelined Connection does not fit: asking sentinels, and pub/sub
 // (a subscribed connection receives pushes, not replies in order).
 //
@@ -18,13 +18,23 @@
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "store/redis/resp.h"
 
 namespace floodgate::redis {
+
+// Socket: a stream socket to a Redis server, over TCP or a Unix socket.
+using Socket = boost::asio::generic::stream_protocol::socket;
+
+// connect_socket(): connects `socket` to the Unix socket at `host` when `port` is 0 (an address
+// from unix:// URLs), else to host:port over TCP (each address the name resolves to, in turn,
+// with TCP_NODELAY); "" or what went wrong, naming the address. The caller's connect timeout
+// closes the socket and sets `given_up`, which stops further attempts.
+boost::asio::awaitable<std::string> connect_socket(Socket& socket, const std::string& host,
+                                                   std::uint16_t port, const bool& given_up);
 
 // command(): a command encoded in RESP.
 std::string command(std::initializer_list<std::string_view> args);
@@ -36,7 +46,7 @@ std::chrono::milliseconds round_backoff(int round);
 struct PlainSession {
   explicit PlainSession(boost::asio::io_context& io) : socket(io), guard(io), ping(io) {}
 
-  boost::asio::ip::tcp::socket socket;
+  Socket socket;
   RespReader reader;
   std::vector<char> buffer = std::vector<char>(16 * 1024);
   boost::asio::steady_timer guard;
@@ -49,8 +59,8 @@ struct PlainSession {
   boost::asio::awaitable<bool> write(std::string bytes);
   // read(): the next reply; null when the connection failed.
   boost::asio::awaitable<Reply> read();
-  // open(): connects and, when `password` is set, authenticates (as `username` when set); "" or
-  // what went wrong.
+  // open(): connects (connect_socket(): port 0 is a Unix socket) and, when `password` is set,
+  // authenticates (as `username` when set); "" or what went wrong.
   boost::asio::awaitable<std::string> open(const std::string& host, std::uint16_t port,
                                            const std::string& username, const std::string& password,
                                            std::chrono::milliseconds timeout);

@@ -149,7 +149,8 @@ struct redis::StoreImpl {
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   asio::ssl::context ssl{asio::ssl::context::tls_client};
   // Where the connections go: the options' address, or the master Sentinel points at.
-  redis::Endpoint endpoint{options.host, options.port};
+  redis::Endpoint endpoint{options.unix_socket.empty() ? options.host : options.unix_socket,
+                           options.unix_socket.empty() ? options.port : std::uint16_t{0}};
   std::unique_ptr<redis::SentinelWatcher> sentinel;      // redis+sentinel:// only
   std::vector<std::unique_ptr<Connection>> connections;  // the pool, on `io` (not in a cluster)
   std::unique_ptr<redis::ClusterRouter> cluster;         // redis+cluster:// only
@@ -256,7 +257,8 @@ struct redis::StoreImpl {
 
   std::string address() const {
     const auto [host, port] = endpoint.get();
-    return host.empty() ? std::string("(master not known yet)") : host + ":" + std::to_string(port);
+    if (host.empty()) return "(master not known yet)";
+    return port == 0 ? "unix:" + host : host + ":" + std::to_string(port);
   }
 
   void on_state(bool ready, const std::string& error) {

@@ -117,11 +117,39 @@ Result<RedisOptions> parse_redis_url(std::string_view url) {
   const auto& u = *parsed;
   RedisOptions o;
   const std::string scheme = u.scheme();
+  if (scheme == "unix") {
+    // unix:///path/to/redis.sock[?db=N], credentials as in redis:// before the (empty) host.
+    if (u.has_authority() && !u.host().empty()) {
+      return fail("a unix:// URL names a socket path, not a host: unix:///path/to/redis.sock");
+    }
+    o.unix_socket = u.path();
+    if (o.unix_socket.size() < 2 || o.unix_socket.front() != '/') {
+      return fail("names no socket path: unix:///path/to/redis.sock");
+    }
+    o.host.clear();
+    o.port = 0;
+    if (u.has_userinfo()) {
+      o.username = u.user();
+      o.password = u.password();
+    }
+    const auto params = u.params();
+    for (const auto& param : params) {
+      if (param.key != "db") return fail("knows the query parameter db only, got " + param.key);
+      int db = -1;
+      const auto [end, ec] =
+          std::from_chars(param.value.data(), param.value.data() + param.value.size(), db);
+      if (ec != std::errc() || end != param.value.data() + param.value.size() || db < 0) {
+        return fail("has an invalid database number \"" + param.value + "\"");
+      }
+      o.db = db;
+    }
+    return o;
+  }
   if (scheme == "rediss") {
     o.tls = true;
   } else if (scheme != "redis") {
-    return fail("must start with redis://, rediss://, redis+sentinel:// or redis+cluster://, got " +
-                scheme + "://");
+    return fail("must start with redis://, rediss://, redis+sentinel://, redis+cluster:// or " +
+                std::string("unix://, got ") + scheme + "://");
   }
   if (!u.has_authority() || u.host().empty()) return fail("names no host");
   o.host = u.host_address();

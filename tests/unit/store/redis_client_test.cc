@@ -73,6 +73,21 @@ TEST(RedisUrl, ClusterUrlsNameTheSeedNodes) {
             std::string::npos);
 }
 
+TEST(RedisUrl, UnixUrlsNameTheSocketPath) {
+  auto o = parse_redis_url("unix://:s%40cret@/run/redis/redis.sock?db=2").value();
+  EXPECT_EQ(o.unix_socket, "/run/redis/redis.sock");
+  EXPECT_EQ(o.password, "s@cret");
+  EXPECT_EQ(o.db, 2);
+  EXPECT_FALSE(o.tls);
+  EXPECT_EQ(parse_redis_url("unix:///tmp/r.sock").value().db, 0);
+  for (const char* bad : {"unix://host/tmp/r.sock", "unix://", "unix:///",
+                          "unix:///tmp/r.sock?db=x", "unix:///tmp/r.sock?timeout=1"}) {
+    auto r = parse_redis_url(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().field, "REDIS_URL");
+  }
+}
+
 TEST(RedisUrl, RefusesWhatItCannotUseNamingTheField) {
   for (const char* bad : {"http://localhost:6379", "localhost:6379", "redis://", "redis://h/x",
                           "redis://h/-1", "redis://h:0"}) {
