@@ -143,7 +143,7 @@ asio::awaitable<std::string> Connection::establish() {
   const auto address = endpoint_.get();
   const std::string host = address.first;
   const std::uint16_t port = address.second;
-  if (host.empty()) co_return "the master's address is not known yet: no sentinel has answered";
+  if (host.empty()) co_return std::string(kMasterNotKnown);
   // One guard for the whole setup: when it fires, the socket closes and the pending step fails.
   // Its handler may already be queued when the setup ends (cancel() is then too late): it shares
   // `guard_state` rather than pointing into this frame, and leaves a setup that has ended alone.

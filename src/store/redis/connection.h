@@ -77,6 +77,10 @@ class Endpoint {
   std::uint16_t port_ = 0;
 };
 
+// What a connection says while its Endpoint has no address yet (Sentinel has not answered).
+inline constexpr std::string_view kMasterNotKnown =
+    "the master's address is not known yet: no sentinel has answered";
+
 class Connection {
  public:
   // on_state(ready, error): the connection became ready (error empty), or could not connect or

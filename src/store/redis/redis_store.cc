@@ -274,7 +274,8 @@ struct redis::StoreImpl {
         std::lock_guard lock(state_mu);
         first = !ever_connected;
         ever_connected = true;
-        was_failing = !last_error.empty();
+        // Before the first connection, waiting for Sentinel to name the master is no failure.
+        was_failing = !last_error.empty() && !(first && last_error == kMasterNotKnown);
         last_error.clear();
         auth_failed = false;
       }
@@ -286,14 +287,21 @@ struct redis::StoreImpl {
     }
     // A connection that had been ready and went down, or an attempt that failed.
     bool changed = false;
+    bool starting = false;
     {
       std::lock_guard lock(state_mu);
+      starting = !ever_connected;
       changed = error != last_error;
       last_error = error;
       auth_failed = error.rfind("AUTH", 0) == 0 || error.find("NOAUTH") != std::string::npos ||
                     error.find("WRONGPASS") != std::string::npos;
     }
-    if (changed) log("warn", fmt::format("redis: {}", error));
+    if (!changed) return;
+    if (starting && error == kMasterNotKnown) {
+      log("info", "redis: waiting for a sentinel to name the master");
+    } else {
+      log("warn", fmt::format("redis: {}", error));
+    }
   }
 
   void record_latency(SteadyTime sent) {
