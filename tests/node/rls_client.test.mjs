@@ -81,11 +81,13 @@ descriptors:
         rate_limit:
           unlimited: true
   - key: client
+    metadata: {team: payments, tier: {level: gold}}
     rate_limit:
       name: per_client
       unit: hour
       requests_per_unit: 4
   - key: vip
+    metadata: {team: vip, tier: {support: priority}}
     rate_limit:
       name: vip
       replaces:
@@ -132,6 +134,19 @@ async function httpHealthOk(httpPort) {
   }
 }
 
+// plain(): a google.protobuf.Struct (or Value) as proto-loader decodes it, as plain JSON.
+function plain(struct) {
+  const value = (v) => {
+    switch (v.kind) {
+      case 'structValue': return plain(v.structValue);
+      case 'listValue': return (v.listValue.values || []).map(value);
+      case 'nullValue': return null;
+      default: return v[v.kind];
+    }
+  };
+  return Object.fromEntries(Object.entries(struct.fields || {}).map(([k, v]) => [k, value(v)]));
+}
+
 // startFloodgate(): the binary on two free ports, ready (gRPC listening line logged and GET
 // /health 200) within READY_TIMEOUT_MS; up to 3 tries when a port was taken in between.
 // `extraArgs` select the store (--backend redis ...).
@@ -143,7 +158,8 @@ async function startFloodgate(configDir, extraArgs = []) {
     while (grpcPort === httpPort) grpcPort = await freePort();
     const args = ['serve', '--host', '127.0.0.1', '--port', String(httpPort),
                   '--grpc-port', String(grpcPort), '--admin-port', '-1', '--rls-config', configDir,
-                  '--log-format', 'text', '--limit-response-headers', 'true', ...extraArgs];
+                  '--log-format', 'text', '--limit-response-headers', 'true',
+                  '--response-dynamic-metadata', 'true', ...extraArgs];
     const server = Object.assign(spawnChild(BINARY, args), { httpPort, grpcPort });
     const { child } = server;
 
@@ -666,10 +682,36 @@ function rlsSuite(store) {
       assert.equal(peek.statuses[0].limitRemaining, 0);
     });
 
+    test('dynamic_metadata (RESPONSE_DYNAMIC_METADATA): the request, and the metadata of the limits that passed', { timeout: TEST_TIMEOUT_MS }, async () => {
+      await clearOfWindowEdge(HOUR_S, 30);
+      const client = desc([['client', `md-${unique}`]]);
+      const first = await call({ domain: DOMAIN, descriptors: [client], hitsAddend: 2 });
+      assert.deepEqual(plain(first.dynamicMetadata), {
+        domain: DOMAIN,
+        descriptors: [{ entries: [`client=md-${unique}`] }],
+        hitsAddend: 2,
+        metadata: { team: 'payments', tier: { level: 'gold' } },
+      });
+      // vip replaces per_client: the metadata is vip's alone.
+      const both = await call({ domain: DOMAIN,
+                                descriptors: [desc([['vip', `md-${unique}`]]), client] });
+      assert.deepEqual(plain(both.dynamicMetadata).metadata,
+                       { team: 'vip', tier: { support: 'priority' } });
+      // Over its limit (2 + 2 of 4 used): its metadata is left out.
+      const over = await call({ domain: DOMAIN, descriptors: [client], hitsAddend: 3 });
+      assert.equal(over.overallCode, 'OVER_LIMIT');
+      assert.equal(plain(over.dynamicMetadata).metadata, undefined);
+    });
+
     test('the server is still up and healthy after all of the above', { timeout: TEST_TIMEOUT_MS }, async () => {
       assert.equal(exited(server.child), false,
                    `floodgate exited (code ${server.child.exitCode}, signal ${server.child.signalCode})`);
       assert.equal(await httpHealthOk(server.httpPort), true);
+      // envoyproxy/ratelimit's probe path answers as it does.
+      const probe = await fetch(`http://127.0.0.1:${server.httpPort}/healthcheck`,
+                                { signal: AbortSignal.timeout(5000) });
+      assert.equal(probe.status, 200);
+      assert.equal(await probe.text(), 'OK');
       const res = await unary(health, 'Check', { service: RLS_SERVICE });
       assert.equal(res.status, 'SERVING');
       if (store === 'redis') {
