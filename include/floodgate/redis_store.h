@@ -158,6 +158,10 @@ class RedisStore final : public Store {
 
   // wait_connected(): whether at least one connection is ready within `limit` (startup, tests).
   bool wait_connected(std::chrono::milliseconds limit) const;
+  // wait_started(): at start, waits until a connection is ready, an attempt has failed (not
+  // behind Sentinel, where attempts fail until a sentinel names the master), or `limit` has
+  // passed; the health then.
+  StoreHealth wait_started(std::chrono::milliseconds limit) const;
 
   // script_sha(): the SHA1 Redis knows the production script of `algorithm` by (EVALSHA).
   static std::string script_sha(Algorithm algorithm);

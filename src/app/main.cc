@@ -319,20 +319,11 @@ int run_serve(const floodgate::app::Settings& s, const std::vector<std::string>&
                  redis_options.db, redis_options.tls, redis_options.pool_size,
                  redis_options.timeout.count());
     const auto connect_timeout = redis_options.connect_timeout;
-    // Behind Sentinel the first attempts fail while no sentinel has named the master yet: only
-    // readiness (or the time) ends the wait there.
-    const bool errors_are_final = redis_options.sentinels.empty();
     redis = std::make_unique<floodgate::RedisStore>(std::move(redis_options));
     // Serve once the store has connected, or has failed to (FAILURE_MODE then answers until it
     // does): the first requests after a start are Redis' decisions, not the failure mode's.
     const auto waited_from = std::chrono::steady_clock::now();
-    const auto until = waited_from + 2 * connect_timeout;
-    floodgate::StoreHealth health = redis->health();
-    while (!health.ready && !(errors_are_final && !health.error.empty()) &&
-           std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      health = redis->health();
-    }
+    const floodgate::StoreHealth health = redis->wait_started(2 * connect_timeout);
     if (!health.ready) {
       spdlog::warn(
           "store: redis not ready after {} ms ({}{}{}); answering by FAILURE_MODE={} "

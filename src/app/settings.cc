@@ -2,11 +2,12 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <filesystem>
 #include <map>
 
 #include <CLI/CLI.hpp>
+#include <boost/algorithm/string/case_conv.hpp>
+#include <boost/algorithm/string/predicate.hpp>
 
 namespace floodgate::app {
 
@@ -212,12 +213,6 @@ std::optional<std::string> validate(const Settings& s) {
 
 namespace {
 
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
 // go_bool(): a boolean as Go's strconv.ParseBool reads it (envoyproxy/ratelimit's envconfig).
 std::optional<bool> go_bool(const std::string& text) {
   static constexpr std::array<std::string_view, 6> kTrue = {"1", "t", "T", "TRUE", "true", "True"};
@@ -235,7 +230,7 @@ Result<std::vector<std::string>> apply_envoy_ratelimit_env(const CLI::App& cmd, 
   std::vector<std::string> notes;
   auto given = [&](const char* flag) { return cmd.get_option(flag)->count() > 0; };
 
-  if (auto type = env("CONFIG_TYPE"); type && lower(*type) != "file") {
+  if (auto type = env("CONFIG_TYPE"); type && !boost::algorithm::iequals(*type, "file")) {
     return ParamError{"CONFIG_TYPE",
                       "floodgate reads its limits from files (FILE: RLS_CONFIG or RUNTIME_ROOT), "
                       "not from an xDS server; got '" +
@@ -253,7 +248,8 @@ Result<std::vector<std::string>> apply_envoy_ratelimit_env(const CLI::App& cmd, 
                     "RUNTIME_APPDIRECTORY)");
   }
 
-  if (auto backend = env("BACKEND_TYPE"); backend && lower(*backend) != "redis") {
+  if (auto backend = env("BACKEND_TYPE");
+      backend && !boost::algorithm::iequals(*backend, "redis")) {
     return ParamError{"BACKEND_TYPE", "floodgate has no '" + *backend +
                                           "' backend: it counts in Redis (REDIS_URL) or in "
                                           "memory (BACKEND=memory)"};
@@ -261,12 +257,12 @@ Result<std::vector<std::string>> apply_envoy_ratelimit_env(const CLI::App& cmd, 
   // envoyproxy/ratelimit's REDIS_URL has no scheme; floodgate's always has one.
   if (!s.redis_url.empty() && s.redis_url.find("://") == std::string::npos) {
     // Its default is unix; unset, a path says unix and anything else tcp.
-    const std::string socket =
-        lower(env("REDIS_SOCKET_TYPE").value_or(s.redis_url.starts_with("/") ? "unix" : "tcp"));
+    const std::string socket = boost::algorithm::to_lower_copy(
+        env("REDIS_SOCKET_TYPE").value_or(s.redis_url.starts_with("/") ? "unix" : "tcp"));
     if (socket != "tcp" && socket != "unix") {
       return ParamError{"REDIS_SOCKET_TYPE", "must be tcp or unix, got '" + socket + "'"};
     }
-    const std::string type = lower(env("REDIS_TYPE").value_or("single"));
+    const std::string type = boost::algorithm::to_lower_copy(env("REDIS_TYPE").value_or("single"));
     bool tls = false;
     if (auto text = env("REDIS_TLS")) {
       const auto parsed = go_bool(*text);

@@ -1146,6 +1146,19 @@ bool RedisStore::wait_connected(std::chrono::milliseconds limit) const {
   }
 }
 
+StoreHealth RedisStore::wait_started(std::chrono::milliseconds limit) const {
+  const bool errors_are_final = impl_->options.sentinels.empty();
+  const auto until = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    StoreHealth h = health();
+    if (h.ready || (errors_are_final && !h.error.empty()) ||
+        std::chrono::steady_clock::now() >= until) {
+      return h;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 void RedisStore::append_metrics(std::string& out) const {
   auto it = std::back_inserter(out);
   const redis::StoreImpl& s = *impl_;

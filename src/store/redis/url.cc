@@ -10,6 +10,17 @@ namespace floodgate {
 
 namespace {
 
+// database(): a URL's database number, or the error naming it.
+Result<int> database(std::string_view digits) {
+  int db = -1;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), db);
+  if (ec != std::errc() || end != digits.data() + digits.size() || db < 0) {
+    return ParamError{"REDIS_URL",
+                      "has an invalid database number \"" + std::string(digits) + "\""};
+  }
+  return db;
+}
+
 // A multi-host URL's authority: "[user:password@]host:port[,host:port...]".
 struct MultiHost {
   std::string username;
@@ -74,13 +85,9 @@ Result<RedisOptions> parse_sentinel_url(std::string_view url) {
     return fail("names no master: redis+sentinel://host:port,host:port/master-name");
   }
   if (next != std::string_view::npos) {
-    const std::string_view digits = path.substr(next + 1);
-    int db = -1;
-    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), db);
-    if (ec != std::errc() || end != digits.data() + digits.size() || db < 0) {
-      return fail("has an invalid database number \"" + std::string(digits) + "\"");
-    }
-    o.db = db;
+    auto db = database(path.substr(next + 1));
+    if (!db) return db.error();
+    o.db = *db;
   }
   o.host.clear();
   o.port = 0;
@@ -135,13 +142,9 @@ Result<RedisOptions> parse_redis_url(std::string_view url) {
     const auto params = u.params();
     for (const auto& param : params) {
       if (param.key != "db") return fail("knows the query parameter db only, got " + param.key);
-      int db = -1;
-      const auto [end, ec] =
-          std::from_chars(param.value.data(), param.value.data() + param.value.size(), db);
-      if (ec != std::errc() || end != param.value.data() + param.value.size() || db < 0) {
-        return fail("has an invalid database number \"" + param.value + "\"");
-      }
-      o.db = db;
+      auto db = database(param.value);
+      if (!db) return db.error();
+      o.db = *db;
     }
     return o;
   }
@@ -165,12 +168,9 @@ Result<RedisOptions> parse_redis_url(std::string_view url) {
   std::string path = u.path();
   while (!path.empty() && path.front() == '/') path.erase(0, 1);
   if (!path.empty()) {
-    int db = -1;
-    const auto [end, ec] = std::from_chars(path.data(), path.data() + path.size(), db);
-    if (ec != std::errc() || end != path.data() + path.size() || db < 0) {
-      return fail("has an invalid database number \"" + path + "\"");
-    }
-    o.db = db;
+    auto db = database(path);
+    if (!db) return db.error();
+    o.db = *db;
   }
   return o;
 }
