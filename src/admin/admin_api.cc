@@ -366,6 +366,14 @@ void AdminApi::route(const Request& request, Reply reply) {
                            "'unsafe-inline'; img-src 'self' data:; connect-src 'self'");
     return reply(std::move(r));
   }
+  if (path == "/rlconfig") {  // envoyproxy/ratelimit's debug endpoint, for its users' runbooks
+    if (!get) return reply(method_not_allowed(path, "GET, HEAD"));
+    if (auto denied = authorize(request, /*change=*/false)) return reply(*std::move(denied));
+    Response r;
+    r.content_type = "text/plain; charset=utf-8";
+    if (parts_.rlconfig) r.body = parts_.rlconfig();
+    return reply(std::move(r));
+  }
   if (!path.starts_with("/admin/")) {
     return reply(error(404, "not_found", "", fmt::format("no such endpoint: {}", path)));
   }

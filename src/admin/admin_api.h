@@ -21,6 +21,9 @@
 //   GET    /admin/events[?scope=cluster]                 the same, as Server-Sent Events
 //                                                        once a second
 //   GET    /admin/rules                                  the configured rules
+//   GET    /rlconfig                                     the Envoy rate limit config as
+//                                                        envoyproxy/ratelimit prints it on its
+//                                                        debug port (text, one line per limit)
 //
 // Access: with a token (ADMIN_TOKEN) every /admin request needs "Authorization: Bearer <token>"
 // (compared in constant time; 401 with WWW-Authenticate otherwise). Without one, GET requests are
@@ -59,6 +62,9 @@ struct AdminParts {
   MemoryStore* local = nullptr;  // the in-process store, reset too (may be `store` itself)
   const rules::RuleStore* rules = nullptr;  // null: no rules configured
   Fleet* fleet = nullptr;                   // null: changes are local to this process
+  // The Envoy rate limit config in envoyproxy/ratelimit's /rlconfig text (rls::dump()). Null: no
+  // such config is served, and /rlconfig answers an empty text.
+  std::function<std::string()> rlconfig;
 };
 
 struct AdminOptions {

@@ -166,7 +166,6 @@ int validate_envoy_configs(const std::string& root,
 }
 
 int run_validate(const std::vector<std::string>& paths, bool merge_domains) {
-  const floodgate::PolicyDefaults defaults;
   int status = 0;
   for (const std::string& root : paths) {
     const auto files = files_of(root);
@@ -187,7 +186,32 @@ int run_validate(const std::vector<std::string>& paths, bool merge_domains) {
         envoy_configs.push_back({file, std::move(text)});
         continue;
       }
-      auto loaded = floodgate::rules::load_rules_text(text, file, defaults);
+      // Its `settings` are checked as `serve` would take them (no flags, no environment), and
+      // the rules read with the defaults they give.
+      auto file_settings = floodgate::rules::load_settings_text(text, file);
+      if (auto* errors = std::get_if<floodgate::rules::LoadErrors>(&file_settings)) {
+        for (const auto& message : errors->messages) fmt::print(stderr, "{}\n", message);
+        status = 1;
+        continue;
+      }
+      floodgate::app::Settings settings;
+      CLI::App scratch;
+      floodgate::app::add_settings(scratch, settings);
+      auto applied = floodgate::app::apply_file_settings(
+          scratch, std::get<std::vector<floodgate::rules::FileSetting>>(file_settings));
+      std::optional<std::string> invalid;
+      if (!applied) {
+        invalid = applied.error().message;
+      } else if (auto problem = floodgate::app::validate(settings)) {
+        invalid = file + ": settings: " + *problem;
+      }
+      if (invalid) {
+        fmt::print(stderr, "{}\n", *invalid);
+        status = 1;
+        continue;
+      }
+      auto loaded =
+          floodgate::rules::load_rules_text(text, file, floodgate::app::policy_defaults(settings));
       if (auto* errors = std::get_if<floodgate::rules::LoadErrors>(&loaded)) {
         for (const auto& message : errors->messages) fmt::print(stderr, "{}\n", message);
         status = 1;
@@ -225,10 +249,7 @@ int run_serve(const floodgate::app::Settings& s, const std::vector<std::string>&
   setup_logging(s);
   for (const std::string& note : notes) spdlog::info("settings: {}", log_safe(note));
 
-  floodgate::PolicyDefaults defaults;
-  defaults.algorithm = *floodgate::parse_algorithm(s.default_algorithm);
-  defaults.limit = s.default_limit;
-  defaults.window = *floodgate::window_from_seconds(s.default_window_s);
+  const floodgate::PolicyDefaults defaults = floodgate::app::policy_defaults(s);
   floodgate::http::ApiError error;
   if (!floodgate::http::policy_for({}, defaults, error)) {
     fmt::print(stderr, "floodgate: the default policy is invalid: {} {}\n", error.field,
@@ -257,6 +278,21 @@ int run_serve(const floodgate::app::Settings& s, const std::vector<std::string>&
     auto set = std::make_shared<const floodgate::rules::RuleSet>(std::move(fresh));
     spdlog::info("rules {}: {} rule(s) from {}", why, set->rules.size(), log_safe(s.config_file));
     rule_store.replace(std::move(set));
+    if (why != "loaded") {
+      auto now = floodgate::rules::load_settings(s.config_file);
+      auto* entries = std::get_if<std::vector<floodgate::rules::FileSetting>>(&now);
+      auto same = [](const floodgate::rules::FileSetting& a,
+                     const floodgate::rules::FileSetting& b) {
+        return a.name == b.name && a.value == b.value;
+      };
+      if (entries && !std::equal(entries->begin(), entries->end(), s.file_settings.begin(),
+                                 s.file_settings.end(), same)) {
+        spdlog::warn(
+            "rules {}: its settings section changed; settings take effect at the next "
+            "start, the rules now",
+            why);
+      }
+    }
     return true;
   };
   if (!s.config_file.empty() && !load("loaded")) {
@@ -411,7 +447,8 @@ int run_serve(const floodgate::app::Settings& s, const std::vector<std::string>&
        .store = &shared,
        .local = &store,
        .rules = &rule_store,
-       .fleet = nullptr},
+       .fleet = nullptr,
+       .rlconfig = [&rls_service] { return floodgate::rls::dump(*rls_service.config()); }},
       {.token = s.admin_token,
        .audit = [](std::string_view line) { spdlog::info("audit {}", log_safe(line)); },
        .count_status = nullptr,
@@ -622,14 +659,37 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (check->parsed()) return run_check(check_args);
   if (serve->parsed()) {
+    // The rules file's `settings`, below flags and environment.
+    std::vector<std::string> from_file;
+    if (!settings.config_file.empty()) {
+      auto file = floodgate::rules::load_settings(settings.config_file);
+      if (auto* errors = std::get_if<floodgate::rules::LoadErrors>(&file)) {
+        for (const auto& m : errors->messages) fmt::print(stderr, "floodgate: {}\n", m);
+        return 2;
+      }
+      settings.file_settings = std::get<std::vector<floodgate::rules::FileSetting>>(file);
+      auto applied = floodgate::app::apply_file_settings(*serve, settings.file_settings);
+      if (!applied) {
+        fmt::print(stderr, "floodgate: {}\n", applied.error().message);
+        return 2;
+      }
+      from_file = std::move(*applied);
+    }
     auto notes = floodgate::app::apply_envoy_ratelimit_env(
-        *serve, settings, [](const char* name) -> std::optional<std::string> {
+        *serve, settings,
+        [](const char* name) -> std::optional<std::string> {
           const char* value = std::getenv(name);
           return value ? std::optional<std::string>(value) : std::nullopt;
-        });
+        },
+        from_file);
     if (!notes) {
       fmt::print(stderr, "floodgate: {}: {}\n", notes.error().field, notes.error().message);
       return 2;
+    }
+    if (!from_file.empty()) {
+      std::string names;
+      for (const auto& flag : from_file) names += (names.empty() ? "" : ", ") + flag.substr(2);
+      notes->push_back(fmt::format("from {}: {}", settings.config_file, names));
     }
     return run_serve(settings, *notes);
   }

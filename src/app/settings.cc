@@ -171,6 +171,14 @@ void add_settings(CLI::App& cmd, Settings& s) {
       ->group("Admin");
 }
 
+PolicyDefaults policy_defaults(const Settings& s) {
+  PolicyDefaults defaults;
+  defaults.algorithm = *parse_algorithm(s.default_algorithm);
+  defaults.limit = s.default_limit;
+  defaults.window = *window_from_seconds(s.default_window_s);
+  return defaults;
+}
+
 std::optional<std::string> validate(const Settings& s) {
   if (s.backend != "memory" && s.backend != "redis" && s.backend != "redis-sentinel" &&
       s.backend != "redis-cluster") {
@@ -225,10 +233,51 @@ std::optional<bool> go_bool(const std::string& text) {
 
 }  // namespace
 
-Result<std::vector<std::string>> apply_envoy_ratelimit_env(const CLI::App& cmd, Settings& s,
-                                                           const GetEnv& env) {
+Result<std::vector<std::string>> apply_file_settings(CLI::App& cmd,
+                                                     const std::vector<rules::FileSetting>& file) {
+  std::vector<std::string> applied;
+  for (const rules::FileSetting& f : file) {
+    const std::string field = "settings." + f.name;
+    std::string flag = boost::algorithm::to_lower_copy(f.name);
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    CLI::Option* option = nullptr;
+    for (CLI::Option* o : cmd.get_options()) {
+      const auto& names = o->get_lnames();
+      if (std::find(names.begin(), names.end(), flag) != names.end() ||
+          (!o->get_envname().empty() && boost::algorithm::iequals(o->get_envname(), f.name))) {
+        option = o;
+        break;
+      }
+    }
+    if (option == nullptr || option->get_lnames().empty() ||
+        option->get_lnames().front() == "help") {
+      return ParamError{
+          field, f.where + ": " + field + ": is not a setting (floodgate serve --help lists them)"};
+    }
+    if (option->get_lnames().front() == "config") {
+      return ParamError{
+          field, f.where + ": " + field + ": the rules file is named by --config or CONFIG_FILE"};
+    }
+    if (option->count() > 0) continue;  // a flag or the environment gave it
+    try {
+      option->add_result(f.value);
+      option->run_callback();
+    } catch (const CLI::ParseError& e) {
+      return ParamError{field, f.where + ": " + field + ": " + e.what()};
+    }
+    applied.push_back("--" + option->get_lnames().front());
+  }
+  return applied;
+}
+
+Result<std::vector<std::string>> apply_envoy_ratelimit_env(
+    const CLI::App& cmd, Settings& s, const GetEnv& env,
+    const std::vector<std::string>& from_file) {
   std::vector<std::string> notes;
-  auto given = [&](const char* flag) { return cmd.get_option(flag)->count() > 0; };
+  auto given = [&](const char* flag) {
+    return cmd.get_option(flag)->count() > 0 &&
+           std::find(from_file.begin(), from_file.end(), flag) == from_file.end();
+  };
 
   if (auto type = env("CONFIG_TYPE"); type && !boost::algorithm::iequals(*type, "file")) {
     return ParamError{"CONFIG_TYPE",
@@ -332,7 +381,7 @@ Result<std::vector<std::string>> apply_envoy_ratelimit_env(const CLI::App& cmd, 
       {"STATSD_HOST", "metrics are Prometheus' at GET /metrics"},
       {"USE_PROMETHEUS", "GET /metrics is always there"},
       {"PROMETHEUS_ADDR", "GET /metrics is served on PORT"},
-      {"DEBUG_PORT", "the admin API is on ADMIN_PORT"},
+      {"DEBUG_PORT", "the admin API (GET /rlconfig too) is on ADMIN_PORT"},
       {"REDIS_PIPELINE_WINDOW", "checks in flight together go out together, without waiting"},
       {"REDIS_PIPELINE_LIMIT", "checks in flight together go out together, without waiting"},
       {"REDIS_PERSECOND", "per-second limits count in the one store"},

@@ -1,8 +1,8 @@
 // File: app/settings.h
 //
 // Settings: every knob of `floodgate serve`, in one table with its default, its flag and its
-// environment variable (flags > environment > defaults; the YAML file joins between environment
-// and defaults when rules land). `floodgate serve --help` prints this table.
+// environment variable: flags > environment > the rules file's `settings` section > defaults.
+// `floodgate serve --help` prints this table.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "floodgate/policy.h"
+#include "floodgate/policy_spec.h"
 #include "floodgate/redis_store.h"
+#include "rules/loader.h"
 
 namespace CLI {
 class App;
@@ -72,10 +74,16 @@ struct Settings {
   std::string admin_host = "127.0.0.1";
   int admin_port = 8082;  // 0: any free port; -1: no admin listener
   std::int64_t admin_max_entries = 1'000'000;
+  // What the rules file's `settings` section held at the start (applied or overridden), so a
+  // reload can tell that it changed: settings take effect at a start.
+  std::vector<rules::FileSetting> file_settings;
 };
 
 // add_settings(): registers every setting as a flag with its environment variable on `command`.
 void add_settings(CLI::App& command, Settings& settings);
+
+// policy_defaults(): DEFAULT_ALGORITHM, DEFAULT_LIMIT and DEFAULT_WINDOW, once validate() passed.
+PolicyDefaults policy_defaults(const Settings& settings);
 
 // validate(): the first setting that is out of range, as "NAME: what is wrong", or nullopt.
 std::optional<std::string> validate(const Settings& settings);
@@ -94,8 +102,20 @@ std::optional<std::string> validate(const Settings& settings);
 // was taken and which of its settings have no effect here. `env` reads a variable (nullopt when
 // unset).
 using GetEnv = std::function<std::optional<std::string>(const char* name)>;
-Result<std::vector<std::string>> apply_envoy_ratelimit_env(const CLI::App& command,
-                                                           Settings& settings, const GetEnv& env);
+// `from_file`: flags that apply_file_settings() set, which these translations override.
+Result<std::vector<std::string>> apply_envoy_ratelimit_env(
+    const CLI::App& command, Settings& settings, const GetEnv& env,
+    const std::vector<std::string>& from_file = {});
+
+// apply_file_settings(): the rules file's `settings` section (CONFIG_FILE) for every setting that
+// neither a flag nor the environment gave, converted and range-checked as its flag is. A setting
+// is named by its flag without the leading dashes, '_' or '-' between words (`store_timeout_ms`),
+// or by its environment variable in any case (`STORE_TIMEOUT_MS`). Returns the flags it set (for
+// apply_envoy_ratelimit_env(), whose translations come before the file), or the first error as
+// {"settings.NAME", "file:line:column: settings.NAME: what is wrong"}. CONFIG_FILE itself cannot
+// be set there.
+Result<std::vector<std::string>> apply_file_settings(CLI::App& command,
+                                                     const std::vector<rules::FileSetting>& file);
 
 // redis_options(): the Redis connection the settings describe: REDIS_URL, else REDIS_ADDR
 // (default localhost:6379); REDIS_PASSWORD and REDIS_DB fill in what the URL leaves out.

@@ -759,6 +759,23 @@ void describe_node(const DescriptorNode& node, const std::string& prefix, std::o
   for (const auto& child : node.children) describe_node(child, key + ".", out);
 }
 
+void dump_node(const DescriptorNode& node, const std::string& prefix, std::ostream& out) {
+  const std::string key = prefix + node.lookup_key;
+  if (const auto& rl = node.rate_limit) {
+    out << key << ": unit=" << to_string(rl->unit) << " requests_per_unit=" << rl->requests_per_unit
+        << ", shadow_mode: " << rl->shadow_mode << ", quota_mode: " << rl->quota_mode << '\n';
+  }
+  for (const auto& child : node.children) dump_node(child, key + ".", out);
+}
+
+std::vector<const Domain*> sorted_domains(const Config& config) {
+  std::vector<const Domain*> sorted;
+  for (const auto& [name, domain] : config.domains) sorted.push_back(&domain);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Domain* a, const Domain* b) { return a->name < b->name; });
+  return sorted;
+}
+
 }  // namespace
 
 std::string_view to_string(Unit unit) {
@@ -891,18 +908,23 @@ std::variant<Config, LoadErrors> load_config(const std::string& path, const Load
 }
 
 std::string describe(const Config& config) {
-  std::vector<const Domain*> sorted;
-  for (const auto& [name, domain] : config.domains) sorted.push_back(&domain);
-  std::sort(sorted.begin(), sorted.end(),
-            [](const Domain* a, const Domain* b) { return a->name < b->name; });
   std::ostringstream out;
-  for (const Domain* domain : sorted) {
+  for (const Domain* domain : sorted_domains(config)) {
     out << "domain " << domain->name << " (";
     for (std::size_t i = 0; i < domain->files.size(); ++i) {
       out << (i ? ", " : "") << domain->files[i];
     }
     out << "): " << count_limits(domain->root) << " limit(s)\n";
     for (const auto& child : domain->root.children) describe_node(child, domain->name + ".", out);
+  }
+  return out.str();
+}
+
+std::string dump(const Config& config) {
+  std::ostringstream out;
+  out << std::boolalpha;
+  for (const Domain* domain : sorted_domains(config)) {
+    for (const auto& child : domain->root.children) dump_node(child, domain->name + ".", out);
   }
   return out.str();
 }

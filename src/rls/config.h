@@ -172,4 +172,10 @@ std::variant<Config, LoadErrors> load_config_text(const std::string& text,
 //   "  rl.foo.bar_banned: 0 per MINUTE name=banned_limit"
 std::string describe(const Config& config);
 
+// dump(): envoyproxy/ratelimit's /rlconfig text, one line per limit, domains by name and
+// descriptors in config order, e.g.
+//   "rl.foo_bar: unit=MINUTE requests_per_unit=10, shadow_mode: false, quota_mode: false"
+// (an `unlimited` limit shows unit=UNKNOWN requests_per_unit=0, as there).
+std::string dump(const Config& config);
+
 }  // namespace floodgate::rls

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -27,9 +28,10 @@ class Loader {
       fail(root, "", "the file must be a mapping with a 'rules' section");
       return errors_;
     }
-    for (const auto& [key, value] : entries(root, "", {"rules", "auth"})) {
+    for (const auto& [key, value] : entries(root, "", {"rules", "auth", "settings"})) {
       if (key == "rules") load_rules_section(value, set);
       if (key == "auth") load_auth(value, set);
+      // `settings` is load_settings()'s, read before the rules.
     }
     if (set.auth_rule && !set.find(*set.auth_rule)) {
       fail(root["auth"]["rule"], "auth.rule",
@@ -37,6 +39,34 @@ class Loader {
     }
     if (!errors_.messages.empty()) return errors_;
     return set;
+  }
+
+  // load_settings_section(): the `settings` mapping's entries, scalars only.
+  std::variant<std::vector<FileSetting>, LoadErrors> load_settings_section(const YAML::Node& root) {
+    std::vector<FileSetting> out;
+    if (!root.IsMap() || !root["settings"].IsDefined() || root["settings"].IsNull()) return out;
+    const YAML::Node section = root["settings"];
+    if (!section.IsMap()) {
+      fail(section, "settings", "must be a mapping of setting names to values");
+      return errors_;
+    }
+    for (const auto& [key, value] : entries(section, "settings", {})) {
+      if (!value.IsScalar()) {
+        fail(value, "settings." + key, "must be a single value, not a list or a mapping");
+        continue;
+      }
+      out.push_back({key, value.Scalar(), location(value)});
+    }
+    if (!errors_.messages.empty()) return errors_;
+    return out;
+  }
+
+  std::string location(const YAML::Node& at) const {
+    const YAML::Mark mark = at.Mark();
+    std::ostringstream out;
+    out << source_;
+    if (!mark.is_null()) out << ':' << mark.line + 1 << ':' << mark.column + 1;
+    return out.str();
   }
 
   void fail(const YAML::Node& at, std::string_view path, std::string message) {
@@ -247,6 +277,23 @@ class Loader {
   LoadErrors errors_;
 };
 
+// The YAML parser's own error (bad syntax), at its line and column.
+LoadErrors syntax_error(const YAML::Exception& e, const std::string& source) {
+  std::ostringstream out;
+  out << source;
+  if (!e.mark.is_null()) out << ':' << e.mark.line + 1 << ':' << e.mark.column + 1;
+  out << ": " << e.msg;
+  return LoadErrors{{out.str()}};
+}
+
+std::optional<std::string> read_text(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 }  // namespace
 
 std::variant<RuleSet, LoadErrors> load_rules_text(const std::string& text,
@@ -256,21 +303,31 @@ std::variant<RuleSet, LoadErrors> load_rules_text(const std::string& text,
   try {
     return loader.load(YAML::Load(text));
   } catch (const YAML::Exception& e) {
-    std::ostringstream out;
-    out << source;
-    if (!e.mark.is_null()) out << ':' << e.mark.line + 1 << ':' << e.mark.column + 1;
-    out << ": " << e.msg;
-    return LoadErrors{{out.str()}};
+    return syntax_error(e, source);
   }
 }
 
 std::variant<RuleSet, LoadErrors> load_rules(const std::string& path,
                                              const PolicyDefaults& defaults) {
-  std::ifstream in(path);
-  if (!in) return LoadErrors{{path + ": cannot be read"}};
-  std::ostringstream text;
-  text << in.rdbuf();
-  return load_rules_text(text.str(), path, defaults);
+  const auto text = read_text(path);
+  if (!text) return LoadErrors{{path + ": cannot be read"}};
+  return load_rules_text(*text, path, defaults);
+}
+
+std::variant<std::vector<FileSetting>, LoadErrors> load_settings_text(const std::string& text,
+                                                                      const std::string& source) {
+  Loader loader(source, PolicyDefaults{});
+  try {
+    return loader.load_settings_section(YAML::Load(text));
+  } catch (const YAML::Exception& e) {
+    return syntax_error(e, source);
+  }
+}
+
+std::variant<std::vector<FileSetting>, LoadErrors> load_settings(const std::string& path) {
+  const auto text = read_text(path);
+  if (!text) return LoadErrors{{path + ": cannot be read"}};
+  return load_settings_text(*text, path);
 }
 
 bool is_envoy_config(const std::string& text) {

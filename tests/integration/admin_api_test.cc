@@ -540,6 +540,44 @@ TEST(AdminStats, RulesAreListedWithTheirTiers) {
   EXPECT_EQ(none.admin.request("GET", "/admin/rules", {}, bearer())->body, R"({"rules":[]})");
 }
 
+// envoyproxy/ratelimit's debug endpoint, on the admin port: the Envoy config in force, its text.
+TEST(AdminStats, RlconfigPrintsTheEnvoyConfigInForceAsEnvoyRatelimitDoes) {
+  TempDir dir;
+  const std::string file = dir.write("rl.yaml",
+                                     "domain: edge\n"
+                                     "descriptors:\n"
+                                     "  - key: remote_address\n"
+                                     "    rate_limit: {unit: second, requests_per_unit: 5}\n");
+  Admin a{{"--admin-token", std::string(kToken), "--rls-config", file}};
+  auto r = a.admin.request("GET", "/rlconfig", {}, bearer());
+  ASSERT_EQ(r->status, 200);
+  EXPECT_THAT(r->header("Content-Type"), HasSubstr("text/plain"));
+  EXPECT_EQ(r->body,
+            "edge.remote_address: unit=SECOND requests_per_unit=5, shadow_mode: false, "
+            "quota_mode: false\n");
+  EXPECT_EQ(a.admin.request("GET", "/rlconfig")->status, 401);  // the token guards reads here too
+  EXPECT_EQ(a.admin.request("POST", "/rlconfig", "{}", bearer())->status, 405);
+  EXPECT_EQ(a.api.request("GET", "/rlconfig")->status, 404);  // not on the check port
+
+  // A reload shows at once.
+  dir.write("rl.yaml",
+            "domain: edge\n"
+            "descriptors:\n"
+            "  - key: remote_address\n"
+            "    shadow_mode: true\n"
+            "    rate_limit: {unit: minute, requests_per_unit: 50}\n");
+  a.server.signal(SIGHUP);
+  ASSERT_TRUE(a.server.wait_for_output("RLS config reloaded on SIGHUP", 5s)) << a.server.output();
+  EXPECT_EQ(a.admin.request("GET", "/rlconfig", {}, bearer())->body,
+            "edge.remote_address: unit=MINUTE requests_per_unit=50, shadow_mode: true, "
+            "quota_mode: false\n");
+
+  Admin none;  // no Envoy config: an empty text, as there
+  auto empty = none.admin.request("GET", "/rlconfig", {}, bearer());
+  EXPECT_EQ(empty->status, 200);
+  EXPECT_EQ(empty->body, "");
+}
+
 TEST(AdminDashboard, ThePageIsServedWithoutTheTokenAndHoldsNoData) {
   Admin a;
   auto page = a.admin.request("GET", "/");

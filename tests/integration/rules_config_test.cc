@@ -97,6 +97,101 @@ TEST(RulesConfig, ABadFileStopsTheStart) {
   EXPECT_THAT(out, HasSubstr("rules.yaml:2:18: rules.x.algorithm: must be one of"));
 }
 
+// The file's `settings`: below flags and environment, above the defaults; named by flag or by
+// environment variable; checked as the flags are; in force from the start only.
+TEST(RulesConfig, SettingsInTheFileApplyBelowFlagsAndEnvironment) {
+  TempDir dir;
+  fs::create_directories(dir.path() + "/srv/config");
+  dir.write("srv/config/rl.yaml",
+            "domain: d\ndescriptors:\n  - key: k\n"
+            "    rate_limit: {unit: second, requests_per_unit: 1}\n");
+  const std::string envoy = dir.path() + "/srv/config";
+  const std::string file = dir.write("rules.yaml",
+                                     "settings:\n"
+                                     "  default_limit: 7\n"
+                                     "  DEFAULT_WINDOW: 60\n"
+                                     "  log-format: text\n"
+                                     "  rls_config: " +
+                                         envoy +
+                                         "\n"
+                                         "rules:\n"
+                                         "  login: {algorithm: fixed_window}\n");
+  auto limit_of = [](Server& server, std::string_view body) {
+    Connection c(server.port());
+    auto r = c.request("POST", "/v1/check", body);
+    return r ? r->header("X-RateLimit-Limit") : "";
+  };
+  {
+    Server server({"--config", file});
+    // The rule and inline checks take the file's defaults.
+    EXPECT_EQ(limit_of(server, kLogin), "7");
+    EXPECT_EQ(limit_of(server, R"({"key":"k","algorithm":"fixed_window"})"), "7");
+    EXPECT_THAT(server.output(), HasSubstr(" info settings: from " + file +
+                                           ": default-limit, default-window, log-format, "
+                                           "rls-config"));  // as text, from the file
+    EXPECT_THAT(server.output(), HasSubstr("RLS config loaded: 1 domain(s)"));
+
+    // A reload takes new rules, and says that settings wait for a restart.
+    dir.write("rules.yaml", "settings:\n  default_limit: 9\nrules:\n  login: {algorithm: gcra}\n");
+    server.signal(SIGHUP);
+    EXPECT_TRUE(
+        server.wait_for_output("its settings section changed; settings take effect at "
+                               "the next start",
+                               2s))
+        << server.output();
+    EXPECT_EQ(limit_of(server, R"({"rule":"login","key":"bob"})"), "7");
+  }
+  dir.write("rules.yaml",
+            "settings:\n  default_limit: 9\n  log_format: text\n"
+            "rules:\n  login: {algorithm: fixed_window}\n");
+  {
+    Server server({"--config", file, "--default-limit", "5"});  // a flag wins
+    EXPECT_EQ(limit_of(server, kLogin), "5");
+  }
+  {
+    Server server({"--config", file}, {"DEFAULT_LIMIT=6"});  // the environment wins
+    EXPECT_EQ(limit_of(server, kLogin), "6");
+  }
+  {
+    // envoyproxy/ratelimit's environment is environment too: RUNTIME_ROOT beats the file's
+    // rls_config.
+    dir.write("rules.yaml", "settings:\n  rls_config: /nonexistent\n  log_format: text\n");
+    Server server({"--config", file}, {"RUNTIME_ROOT=" + dir.path(), "RUNTIME_SUBDIRECTORY=srv"});
+    EXPECT_TRUE(server.wait_for_output("RLS config loaded: 1 domain(s)", 2s)) << server.output();
+  }
+
+  // Bad settings stop the start, naming the file, line, column and setting; validate says the same.
+  struct Case {
+    std::string text;
+    std::string message;
+  };
+  const Case cases[] = {
+      {"settings:\n  portt: 1\n", "rules.yaml:2:10: settings.portt: is not a setting"},
+      {"settings:\n  store_timeout_ms: 0\n",
+       "rules.yaml:2:21: settings.store_timeout_ms: --store-timeout-ms: Value 0 not in range"},
+      {"settings:\n  failure_mode: sometimes\n", "rules.yaml:2:17: settings.failure_mode:"},
+      {"settings:\n  config: other.yaml\n",
+       "rules.yaml:2:11: settings.config: the rules file is named by --config or CONFIG_FILE"},
+      {"settings:\n  admin_port: [1, 2]\n",
+       "rules.yaml:2:15: settings.admin_port: must be a single value"},
+      {"settings: 3\n", "rules.yaml:1:11: settings: must be a mapping"},
+  };
+  for (const Case& c : cases) {
+    dir.write("rules.yaml", c.text);
+    auto [status, out] = run_floodgate({"serve", "--port", "0", "--config", file});
+    EXPECT_EQ(status, 2) << c.text;
+    EXPECT_THAT(out, HasSubstr(c.message)) << c.text;
+    auto [checked, printed] = run_floodgate({"validate", file});
+    EXPECT_EQ(checked, 1) << c.text;
+    EXPECT_THAT(printed, HasSubstr(c.message)) << c.text;
+  }
+  // validate checks the settings together, as serve would.
+  dir.write("rules.yaml", "settings:\n  backend: redis-cluster\n  redis_url: redis://h:1\n");
+  auto [status, out] = run_floodgate({"validate", file});
+  EXPECT_EQ(status, 1);
+  EXPECT_THAT(out, HasSubstr("rules.yaml: settings: REDIS_URL: BACKEND=redis-cluster needs"));
+}
+
 TEST(RulesConfig, ValidatePrintsTheRulesOrTheErrors) {
   TempDir dir;
   auto [ok_status, ok_out] =

@@ -376,5 +376,40 @@ descriptors:
       "domain d (test.yaml): 1 limit(s)\n  d.a: 3 per MINUTE name=n replaces=m shadow_mode\n");
 }
 
+// /rlconfig's text, as envoyproxy/ratelimit's Dump() prints it (its xDS provider test expects
+// "foo.k1_v1: unit=MINUTE requests_per_unit=3, shadow_mode: false, quota_mode: false\n").
+TEST(RlsConfig, DumpPrintsEveryLimitAsEnvoyRatelimitsRlconfig) {
+  auto loaded = load_config_texts({{"b.yaml", R"(
+domain: foo
+descriptors:
+  - key: k1
+    value: v1
+    rate_limit: {unit: minute, requests_per_unit: 3}
+)"},
+                                   {"a.yaml", R"(
+domain: bar
+descriptors:
+  - key: client
+    descriptors:
+      - key: path
+        value: /login
+        shadow_mode: true
+        quota_mode: true
+        rate_limit: {unit: second, requests_per_unit: 10}
+      - key: internal
+        rate_limit: {unlimited: true}
+  - key: no_limit_here
+)"}});
+  ASSERT_TRUE(std::holds_alternative<Config>(loaded))
+      << std::get<LoadErrors>(loaded).messages.front();
+  EXPECT_EQ(dump(std::get<Config>(loaded)),
+            "bar.client.path_/login: unit=SECOND requests_per_unit=10, shadow_mode: true, "
+            "quota_mode: true\n"
+            "bar.client.internal: unit=UNKNOWN requests_per_unit=0, shadow_mode: false, "
+            "quota_mode: false\n"
+            "foo.k1_v1: unit=MINUTE requests_per_unit=3, shadow_mode: false, quota_mode: false\n");
+  EXPECT_EQ(dump(Config{}), "");
+}
+
 }  // namespace
 }  // namespace floodgate::rls
