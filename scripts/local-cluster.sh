@@ -221,8 +221,15 @@ rules:
     limit: 5
     window: 60
     key: [api_key]                  # X-API-Key; requests without one share the key "-"
+  login:
+    algorithm: fixed_window
+    limit: 2
+    window: 60
+    key: [api_key]
 auth:
   rule: auth
+  routes:                           # POST /login/... has a budget of its own (X-Original-*)
+    - {path: /login, method: POST, rule: login}
 EOF
 fi
 

@@ -13,6 +13,7 @@
 #include "admin/dashboard.h"
 #include "admin/records.h"
 #include "core/json_text.h"
+#include "server/http/target.h"
 
 namespace floodgate::admin {
 namespace {
@@ -56,27 +57,6 @@ Response store_unavailable(const std::string& why) {
 
 Micros wall_now() {
   return std::chrono::duration_cast<Micros>(std::chrono::system_clock::now().time_since_epoch());
-}
-
-// The path without its query, and the query.
-std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
-std::string_view query_of(std::string_view target) {
-  const auto q = target.find('?');
-  return q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-}
-// query_value(): the value of `name` in a query string ("" when absent).
-std::string_view query_value(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    const auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name) {
-      return eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return {};
 }
 
 // equal_secret(): compares in time that depends only on the expected secret's length, not on where
@@ -353,7 +333,7 @@ std::optional<Response> AdminApi::authorize(const Request& request, bool change)
 }
 
 void AdminApi::route(const Request& request, Reply reply) {
-  const std::string_view path = path_of(request.target);
+  const std::string_view path = http::path_of(request.target);
   const bool get = request.method == "GET" || request.method == "HEAD";
   if (path == "/" || path == "/index.html") {
     if (!get) return reply(method_not_allowed(path, "GET, HEAD"));
@@ -378,7 +358,6 @@ void AdminApi::route(const Request& request, Reply reply) {
     return reply(error(404, "not_found", "", fmt::format("no such endpoint: {}", path)));
   }
   if (auto denied = authorize(request, !get)) return reply(*std::move(denied));
-  const std::string_view query = query_of(request.target);
   constexpr std::string_view kAllow = "/admin/allowlist";
   constexpr std::string_view kBlock = "/admin/blocklist";
   constexpr std::string_view kLimits = "/admin/limits";
@@ -397,12 +376,13 @@ void AdminApi::route(const Request& request, Reply reply) {
   }
   if (path == "/admin/stats" || path == "/admin/events" || path == "/admin/rules") {
     if (!get) return reply(method_not_allowed(path, "GET, HEAD"));
-    const std::string_view scope = query_value(query, "scope");
+    const std::string scope = http::query_param(request.target, "scope").value_or("");
     if (!scope.empty() && scope != "instance" && scope != "cluster") {
       return reply(error(400, "invalid_parameter", "scope", "must be \"instance\" or \"cluster\""));
     }
-    if (path == "/admin/stats") return reply(stats(query));
-    if (path == "/admin/events") return reply(events(query));
+    const bool cluster = scope == "cluster";
+    if (path == "/admin/stats") return reply(stats(cluster));
+    if (path == "/admin/events") return reply(events(cluster));
     return reply(rules());
   }
   reply(error(404, "not_found", "", fmt::format("no such endpoint: {}", path)));
@@ -786,12 +766,9 @@ std::string AdminApi::stats_json(bool cluster) const {
   return out;
 }
 
-Response AdminApi::stats(std::string_view query) const {
-  return json(200, stats_json(query_value(query, "scope") == "cluster"));
-}
+Response AdminApi::stats(bool cluster) const { return json(200, stats_json(cluster)); }
 
-Response AdminApi::events(std::string_view query) const {
-  const bool cluster = query_value(query, "scope") == "cluster";
+Response AdminApi::events(bool cluster) const {
   auto event = [this, cluster] { return "event: stats\ndata: " + stats_json(cluster) + "\n\n"; };
   Response r;
   r.content_type = "text/event-stream";

@@ -103,8 +103,8 @@ class AdminApi final : public http::Handler {
   void list_route(const http::Request& request, ListKind list, std::string_view rest, Reply reply);
   void limits_route(const http::Request& request, std::string_view rest, Reply reply);
   void reset(const http::Request& request, Reply reply);
-  http::Response stats(std::string_view query) const;
-  http::Response events(std::string_view query) const;
+  http::Response stats(bool cluster) const;  // cluster: the fleet's figures (?scope=cluster)
+  http::Response events(bool cluster) const;
   http::Response rules() const;
   std::string stats_json(bool cluster) const;
   std::optional<http::Response> authorize(const http::Request& request, bool change) const;

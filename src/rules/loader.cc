@@ -28,10 +28,14 @@ class Loader {
       fail(root, "", "the file must be a mapping with a 'rules' section");
       return errors_;
     }
-    for (const auto& [key, value] : entries(root, "", {"rules", "auth", "settings"})) {
+    // The rules first, wherever the file puts them: `auth` names them. `settings` is
+    // load_settings()'s, read before the rules.
+    const auto sections = entries(root, "", {"rules", "auth", "settings"});
+    for (const auto& [key, value] : sections) {
       if (key == "rules") load_rules_section(value, set);
+    }
+    for (const auto& [key, value] : sections) {
       if (key == "auth") load_auth(value, set);
-      // `settings` is load_settings()'s, read before the rules.
     }
     if (set.auth_rule && !set.find(*set.auth_rule)) {
       fail(root["auth"]["rule"], "auth.rule",
@@ -267,9 +271,76 @@ class Loader {
       fail(node, "auth", "must be a mapping");
       return;
     }
-    for (auto& [key, value] : entries(node, "auth", {"rule"})) {
-      set.auth_rule = text(value, "auth." + key);
+    for (auto& [key, value] : entries(node, "auth", {"rule", "routes"})) {
+      if (key == "rule") set.auth_rule = text(value, "auth.rule");
+      if (key == "routes") load_auth_routes(value, set);
     }
+  }
+
+  // auth.routes: [{path, method?, rule}], kept longest path first (a method's before any-method's
+  // of the same path), so the first match is the most specific.
+  void load_auth_routes(const YAML::Node& node, RuleSet& set) {
+    if (!node.IsSequence()) {
+      fail(node, "auth.routes", "must be a list of {path, method, rule}");
+      return;
+    }
+    std::set<std::pair<std::string, std::string>> seen;
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      const YAML::Node item = node[i];
+      const std::string at = "auth.routes[" + std::to_string(i) + "]";
+      if (!item.IsMap()) {
+        fail(item, at, "must be a mapping of path, method and rule");
+        continue;
+      }
+      AuthRoute route;
+      bool complete = true;
+      for (auto& [key, value] : entries(item, at, {"path", "method", "rule"})) {
+        const std::string field = at + "." + key;
+        const auto v = text(value, field);
+        if (!v) {
+          complete = false;
+          continue;
+        }
+        if (key == "path") {
+          if (v->front() != '/' || v->find_first_of("?# ") != std::string::npos) {
+            fail(value, field, "must be a path starting with '/', without a query");
+            complete = false;
+          }
+          route.path = *v;
+        } else if (key == "method") {
+          route.method = *v;
+          for (char& c : route.method)
+            c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+          if (route.method.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ-") != std::string::npos) {
+            fail(value, field, "must be an HTTP method such as GET or POST");
+            complete = false;
+          }
+        } else {
+          route.rule = *v;
+          if (!set.find(route.rule)) {
+            fail(value, field, "names no rule in this file: '" + route.rule + "'");
+            complete = false;
+          }
+        }
+      }
+      for (const char* required : {"path", "rule"}) {
+        if (!item[required].IsDefined()) {
+          fail(item, at + "." + required, "is required");
+          complete = false;
+        }
+      }
+      if (!complete) continue;
+      if (!seen.emplace(route.path, route.method).second) {
+        fail(item, at, "another route has the same path and method");
+        continue;
+      }
+      set.auth_routes.push_back(std::move(route));
+    }
+    std::stable_sort(set.auth_routes.begin(), set.auth_routes.end(),
+                     [](const AuthRoute& a, const AuthRoute& b) {
+                       if (a.path.size() != b.path.size()) return a.path.size() > b.path.size();
+                       return !a.method.empty() && b.method.empty();
+                     });
   }
 
   std::string source_;
@@ -354,6 +425,10 @@ std::string describe(const RuleSet& set) {
     }
   }
   if (set.auth_rule) out << "auth: rule " << *set.auth_rule << '\n';
+  for (const AuthRoute& route : set.auth_routes) {
+    out << "auth: " << (route.method.empty() ? "*" : route.method) << ' ' << route.path
+        << " -> rule " << route.rule << '\n';
+  }
   return out.str();
 }
 

@@ -18,6 +18,19 @@ Rule::Resolved Rule::resolve(
   return {&policy, {}};
 }
 
+const Rule* RuleSet::auth_rule_for(std::string_view path, std::string_view method) const {
+  for (const AuthRoute& route : auth_routes) {
+    if (!route.method.empty() && route.method != method) continue;
+    if (!path.starts_with(route.path)) continue;
+    // On a segment boundary: "/api" is not a prefix of "/apix".
+    if (path.size() == route.path.size() || route.path.back() == '/' ||
+        path[route.path.size()] == '/') {
+      return find(route.rule);
+    }
+  }
+  return auth_rule ? find(*auth_rule) : nullptr;
+}
+
 namespace {
 std::atomic<std::uint64_t> next_store_id{1};
 }  // namespace

@@ -57,15 +57,27 @@ struct Rule {
                    const std::function<std::string_view(std::string_view)>& header) const;
 };
 
+// AuthRoute: which rule GET /v1/auth applies to a request of the proxy, by the original request's
+// path (X-Original-URI) and method (X-Original-Method).
+struct AuthRoute {
+  std::string path;    // "/api" matches /api and everything under /api/; "/" matches every path
+  std::string method;  // upper case; empty: any method
+  std::string rule;
+};
+
 struct RuleSet {
   std::map<std::string, Rule, std::less<>> rules;
-  std::optional<std::string> auth_rule;  // the rule GET /v1/auth applies
+  std::optional<std::string> auth_rule;  // the rule GET /v1/auth applies when no route matches
+  std::vector<AuthRoute> auth_routes;    // longest path first; of one path, a method's first
   std::string source;                    // the file it came from
 
   const Rule* find(std::string_view name) const {
     auto it = rules.find(name);
     return it == rules.end() ? nullptr : &it->second;
   }
+  // auth_rule_for(): the rule of the first route matching `path` and `method`, else auth_rule's;
+  // null when neither names one (GET /v1/auth then applies the defaults).
+  const Rule* auth_rule_for(std::string_view path, std::string_view method) const;
 };
 
 class RuleStore {

@@ -290,6 +290,24 @@ test('auth_request front: 200 up to the limit, then 429 with Retry-After; the ap
   const seqSeen = await appSaw(new RegExp(`/${RUN_ID}/seq/`), 5);
   assert.deepEqual(seqSeen.map((l) => l.split(' ')[2]), [1, 2, 3, 4, 5].map((i) => `/orders/${RUN_ID}/seq/${i}`));
 
+  // Per endpoint: POST /login/... is the `login` rule's (2 per 60 s) by the rules file's auth.routes,
+  // which read the original URI and method nginx forwards; a GET there is the auth rule's.
+  const loginKey = `login-${RUN_ID}`;
+  const logins = [];
+  for (let i = 1; i <= 3; i++) {
+    logins.push(await request(agent, cluster.AUTH_URL, {
+      method: 'POST', path: `/login/${RUN_ID}?attempt=${i}`,
+      headers: { 'x-api-key': loginKey, 'content-type': 'text/plain' }, body: 'user=alice',
+    }));
+  }
+  console.log(`auth_request POST /login: ${logins.map((r) => r.status).join(' ')}`);
+  assert.deepEqual(logins.map((r) => r.status), [200, 200, 429]);
+  assert.deepEqual(logins.map((r) => r.headers['x-ratelimit-limit']), ['2', '2', '2']);
+  const getLogin = await request(agent, cluster.AUTH_URL,
+    { path: `/login/${RUN_ID}`, headers: { 'x-api-key': loginKey } });
+  assert.equal(getLogin.status, 200);
+  assert.equal(getLogin.headers['x-ratelimit-limit'], '5');
+
   // 60 clients at once on another key: exactly 5 pass, and they are the ones the app saw.
   const burstKey = `burst-${RUN_ID}`;
   const burst = await Promise.all(Array.from({ length: 60 }, (_, i) => request(agent, cluster.AUTH_URL, {
@@ -305,7 +323,8 @@ test('auth_request front: 200 up to the limit, then 429 with Retry-After; the ap
   assert.deepEqual(burstSeen.map((l) => l.split(' ')[2]).sort(),
                    allowed.map((i) => `/orders/${RUN_ID}/burst/${i}`).sort());
   // The denied requests never reached the app; nor did anything with these keys beyond them.
-  assert.equal(appLog().split('\n').filter((l) => l.includes(RUN_ID)).length, 10);
+  // (2 POST /login and 1 GET /login passed too.)
+  assert.equal(appLog().split('\n').filter((l) => l.includes(RUN_ID)).length, 10 + 3);
   agent.destroy();
 });
 

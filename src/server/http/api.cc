@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "core/json_text.h"
+#include "server/http/target.h"
 
 namespace floodgate::http {
 namespace {
@@ -16,8 +17,6 @@ using core::append_json_string;
 
 // ceil(us / unit), for headers and *_ms fields: a client that waits that long is never early.
 std::int64_t ceil_to(Micros d, std::int64_t unit_us) { return (d.count() + unit_us - 1) / unit_us; }
-
-std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
 
 // The client's address as nginx hands it over: X-Real-IP, else the first X-Forwarded-For hop,
 // else the TCP peer.
@@ -277,7 +276,18 @@ std::optional<Response> Api::check(const Request& request, Shape shape, Exchange
 std::optional<Response> Api::auth(const Request& request, Exchange& x) {
   const std::string_view api_key = request.headers.get(options_.api_key_header);
   const rules::RuleSet* set = options_.rules ? &options_.rules->current() : nullptr;
-  const rules::Rule* rule = set && set->auth_rule ? set->find(*set->auth_rule) : nullptr;
+  // The rule: named by the proxy's location (/v1/auth?rule=login), else the first of auth.routes
+  // matching the original request, else auth.rule.
+  const rules::Rule* rule = nullptr;
+  if (const auto named = query_param(request.target, "rule")) {
+    rule = set ? set->find(*named) : nullptr;
+    if (rule == nullptr) {
+      return error_response({400, "unknown_rule", "names no configured rule", "rule"});
+    }
+  } else if (set) {
+    rule = set->auth_rule_for(path_of(request.headers.get("X-Original-URI")),
+                              request.headers.get("X-Original-Method"));
+  }
 
   std::string key;
   const Policy* policy = &default_policy_;

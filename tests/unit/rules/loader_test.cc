@@ -93,6 +93,73 @@ TEST(RulesLoader, ErrorsNameTheFileLineColumnAndField) {
               ElementsAre(HasSubstr("the file must be a mapping with a 'rules' section")));
 }
 
+// auth.routes: the rule GET /v1/auth applies by the original request's path and method; the most
+// specific route first, on path segment boundaries, auth.rule when none matches.
+TEST(RulesLoader, AuthRoutesPickTheRuleByPathAndMethod) {
+  const RuleSet set = good(R"(
+auth:                      # before the rules it names: fine
+  rule: public
+  routes:
+    - {path: /api, rule: api}
+    - {path: /api/data, method: post, rule: writes}
+    - {path: /api/data, rule: api_data}
+    - {path: /login/, rule: login}
+rules:
+  public: {capacity: 10}
+  api: {capacity: 20}
+  api_data: {capacity: 30}
+  writes: {capacity: 40}
+  login: {capacity: 50}
+)");
+  ASSERT_EQ(set.auth_routes.size(), 4u);
+  EXPECT_EQ(set.auth_routes[0].path, "/api/data");
+  EXPECT_EQ(set.auth_routes[0].method, "POST");  // upper-cased; a method's route before the other
+  auto rule_of = [&](std::string_view path, std::string_view method) {
+    const Rule* r = set.auth_rule_for(path, method);
+    return r ? r->name : std::string("(none)");
+  };
+  EXPECT_EQ(rule_of("/api/data", "POST"), "writes");
+  EXPECT_EQ(rule_of("/api/data/7", "POST"), "writes");
+  EXPECT_EQ(rule_of("/api/data", "GET"), "api_data");
+  EXPECT_EQ(rule_of("/api/data", ""), "api_data");     // no X-Original-Method: any-method routes
+  EXPECT_EQ(rule_of("/api/database", "POST"), "api");  // not under /api/data/
+  EXPECT_EQ(rule_of("/api", "GET"), "api");
+  EXPECT_EQ(rule_of("/apix", "GET"), "public");
+  EXPECT_EQ(rule_of("/login/", "GET"), "login");
+  EXPECT_EQ(rule_of("/login/form", "GET"), "login");
+  EXPECT_EQ(rule_of("/login", "GET"), "public");  // the route says /login/
+  EXPECT_EQ(rule_of("", "GET"), "public");
+
+  const RuleSet no_default =
+      good("rules:\n  a: {capacity: 1}\nauth:\n  routes: [{path: /, rule: a}]\n");
+  EXPECT_EQ(no_default.auth_rule_for("/anything", "GET")->name, "a");
+  const RuleSet none = good("rules:\n  a: {capacity: 1}\nauth:\n  routes: [{path: /x, rule: a}]\n");
+  EXPECT_EQ(none.auth_rule_for("/y", "GET"), nullptr);
+}
+
+TEST(RulesLoader, AuthRouteErrorsNameTheRoute) {
+  const std::string rules = "rules:\n  a: {capacity: 1}\n";
+  EXPECT_THAT(errors(rules + "auth:\n  routes: {path: /x}\n"),
+              ElementsAre(HasSubstr("rules.yaml:4:11: auth.routes: must be a list")));
+  EXPECT_THAT(errors(rules + "auth:\n  routes:\n    - {path: x, rule: a}\n"),
+              ElementsAre(HasSubstr("auth.routes[0].path: must be a path starting with '/'")));
+  EXPECT_THAT(errors(rules + "auth:\n  routes:\n    - {path: '/x?y=1', rule: a}\n"),
+              ElementsAre(HasSubstr("auth.routes[0].path: must be a path starting with '/'")));
+  EXPECT_THAT(errors(rules + "auth:\n  routes:\n    - {path: /x, rule: b}\n"),
+              ElementsAre("rules.yaml:5:24: auth.routes[0].rule: names no rule in this file: 'b'"));
+  EXPECT_THAT(errors(rules + "auth:\n  routes:\n    - {path: /x, method: 'GET /', rule: a}\n"),
+              ElementsAre(HasSubstr("auth.routes[0].method: must be an HTTP method")));
+  EXPECT_THAT(errors(rules + "auth:\n  routes:\n    - {path: /x}\n"),
+              ElementsAre(HasSubstr("auth.routes[0].rule: is required")));
+  EXPECT_THAT(errors(rules + "auth:\n  routes:\n    - {path: /x, rule: a, limit: 3}\n"),
+              ElementsAre(HasSubstr("auth.routes[0].limit: is not a known field")));
+  EXPECT_THAT(
+      errors(rules + "auth:\n  routes:\n    - {path: /x, rule: a}\n    - {path: /x, rule: a}\n"),
+      ElementsAre(HasSubstr("auth.routes[1]: another route has the same path and method")));
+  EXPECT_THAT(errors(rules + "auth:\n  routes:\n    - /x\n"),
+              ElementsAre(HasSubstr("auth.routes[0]: must be a mapping")));
+}
+
 TEST(RulesLoader, ReportsEveryErrorNotJustTheFirst) {
   EXPECT_EQ(errors("rules:\n  a: {limit: 0}\n  b: {capacity: -1}\n  c: {bogus: 1}\n").size(), 3u);
 }

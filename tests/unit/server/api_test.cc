@@ -308,6 +308,52 @@ TEST_F(ApiRulesTest, AuthUsesTheAuthRuleAndItsKeyParts) {
   EXPECT_EQ(with_rules.handle({"GET", "/v1/auth", "", "10.0.0.9", headers}).status, 204);
 }
 
+// Per endpoint: the proxy names the rule (/v1/auth?rule=NAME, one nginx location each), or
+// auth.routes pick it by the original request's path and method.
+TEST_F(ApiTest, AuthPicksTheRuleByQueryOrByRoute) {
+  auto loaded = rules::load_rules_text(R"(
+rules:
+  login: {algorithm: fixed_window, limit: 1, window: 60}
+  writes: {algorithm: fixed_window, limit: 2, window: 60}
+  everything: {algorithm: fixed_window, limit: 3, window: 60}
+auth:
+  rule: everything
+  routes:
+    - {path: /login, rule: login}
+    - {path: /api/data, method: POST, rule: writes}
+)",
+                                       "routes.yaml", PolicyDefaults{});
+  ASSERT_TRUE(std::holds_alternative<rules::RuleSet>(loaded));
+  rules::RuleStore rule_store;
+  rule_store.replace(std::make_shared<const rules::RuleSet>(std::get<rules::RuleSet>(loaded)));
+  Api routed{limiter, store, metrics,
+             ApiOptions{.defaults = {}, .rules = &rule_store, .api_key_header = "X-API-Key"}};
+  auto auth = [&](std::string_view target, std::string_view uri, std::string_view method) {
+    Headers h;
+    h.values["X-Real-IP"] = "192.0.2.7";
+    h.values["X-Original-URI"] = std::string(uri);
+    h.values["X-Original-Method"] = std::string(method);
+    return routed.handle({"GET", target, "", "10.0.0.1", h});
+  };
+  auto limit_of = [](const Response& r) { return header(r, "X-RateLimit-Limit"); };
+  EXPECT_EQ(limit_of(auth("/v1/auth", "/login?next=/", "POST")), "1");
+  EXPECT_EQ(limit_of(auth("/v1/auth", "/api/data/3", "POST")), "2");
+  EXPECT_EQ(limit_of(auth("/v1/auth", "/api/data/3", "GET")), "3");
+  EXPECT_EQ(limit_of(auth("/v1/auth", "/", "GET")), "3");
+  // The query wins over the routes, percent-decoded.
+  EXPECT_EQ(limit_of(auth("/v1/auth?rule=writes", "/login", "GET")), "2");
+  EXPECT_EQ(limit_of(auth("/v1/auth?x=1&rule=w%72ites", "/login", "GET")), "2");
+  // /login's budget (1) is its own: the second is denied, the other routes are not.
+  EXPECT_EQ(auth("/v1/auth", "/login", "GET").status, 403);
+  EXPECT_EQ(auth("/v1/auth", "/elsewhere", "GET").status, 204);
+  const Response unknown = auth("/v1/auth?rule=nope", "/", "GET");
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_THAT(unknown.body, HasSubstr(R"("code":"unknown_rule")"));
+  EXPECT_THAT(unknown.body, HasSubstr(R"("field":"rule")"));
+  // Without a rules file, a named rule is unknown too.
+  EXPECT_EQ(get("/v1/auth?rule=login").status, 400);
+}
+
 // An auth rule keyed by API key: each key has its budget, and requests without one are limited
 // per client address (a missing key does not put every anonymous client on one budget).
 TEST_F(ApiTest, AuthRuleByApiKeyLimitsRequestsWithoutOnePerAddress) {
