@@ -42,6 +42,9 @@ class SystemClock final : public Clock {
   Micros now() const override;
 };
 
+// system_clock(): one process-wide SystemClock, for defaults.
+const Clock& system_clock();
+
 // ManualClock: a clock that moves only when told to. For tests and simulations.
 class ManualClock final : public Clock {
  public:

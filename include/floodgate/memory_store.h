@@ -66,6 +66,7 @@ class MemoryStore final : public Store {
   // Store: always completes inline.
   void check(std::span<const CheckOp> ops, std::span<Outcome> outcomes, Completion& done) override;
   std::string_view name() const override { return "memory"; }
+  const Clock& clock() const { return clock_; }
   // reset(): drops the key's state under every algorithm; completes inline.
   void reset(std::string_view key, std::function<void(StoreStatus)> done) override;
   // erase(): the same, synchronously; returns how many states were dropped.

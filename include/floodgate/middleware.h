@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "floodgate/clock.h"
 #include "floodgate/limiter.h"
 
 namespace floodgate {
@@ -71,9 +72,10 @@ struct Verdict {
 class Middleware {
  public:
   // `limiter` is borrowed and must outlive the middleware. The first matching route applies:
-  // list specific ones before general ones.
+  // list specific ones before general ones. `clock` dates X-RateLimit-Reset (borrowed).
   Middleware(Limiter& limiter, std::vector<RouteLimit> routes,
-             FailureMode failure_mode = FailureMode::kFailOpen);
+             FailureMode failure_mode = FailureMode::kFailOpen,
+             const Clock& clock = system_clock());
 
   Verdict check(const RequestInfo& request) const;
 
@@ -84,6 +86,7 @@ class Middleware {
   Limiter& limiter_;
   std::vector<RouteLimit> routes_;
   FailureMode failure_mode_;
+  const Clock& clock_;
 };
 
 }  // namespace floodgate

@@ -491,6 +491,17 @@ int run_serve(const floodgate::app::Settings& s, const std::vector<std::string>&
   }
 
   std::unique_ptr<floodgate::grpc::RlsServer> grpc_server;
+  std::optional<floodgate::grpc::RlsTls> grpc_tls;
+  if (s.grpc_tls) {
+    grpc_tls = floodgate::grpc::RlsTls{.cert_file = s.grpc_tls_cert,
+                                       .key_file = s.grpc_tls_key,
+                                       .client_ca_file = s.grpc_client_ca,
+                                       .client_san = s.grpc_client_san};
+  } else if (!s.grpc_tls_cert.empty() || !s.grpc_client_ca.empty()) {
+    spdlog::warn(
+        "settings: GRPC_SERVER_TLS_CERT or GRPC_CLIENT_TLS_CACERT is set but "
+        "GRPC_SERVER_USE_TLS is not: the gRPC port speaks plaintext");
+  }
   if (s.grpc_port >= 0) {
     const std::string grpc_host = s.grpc_host.empty() ? s.host : s.grpc_host;
     try {
@@ -502,7 +513,8 @@ int run_serve(const floodgate::app::Settings& s, const std::vector<std::string>&
               .max_message_bytes = s.grpc_max_message_bytes,
               .threads = s.grpc_threads > 0 ? s.grpc_threads
                                             : static_cast<int>(std::max(
-                                                  1u, std::thread::hardware_concurrency() / 2))});
+                                                  1u, std::thread::hardware_concurrency() / 2)),
+              .tls = grpc_tls});
     } catch (const std::exception& e) {
       spdlog::error("cannot listen on {}:{} (gRPC): {}", grpc_host, s.grpc_port, e.what());
       if (admin_server) {
@@ -515,8 +527,11 @@ int run_serve(const floodgate::app::Settings& s, const std::vector<std::string>&
       redis.reset();
       return 1;
     }
-    spdlog::info("Envoy rate limit service (gRPC) listening on {}:{}", grpc_host,
-                 grpc_server->bound_port());
+    spdlog::info("Envoy rate limit service (gRPC) listening on {}:{}{}", grpc_host,
+                 grpc_server->bound_port(),
+                 !grpc_tls                          ? ""
+                 : grpc_tls->client_ca_file.empty() ? " (TLS)"
+                                                    : " (mutual TLS)");
   }
 
   // Signals and housekeeping run on their own small loop beside the server's threads.
@@ -656,7 +671,12 @@ int main(int argc, char** argv) {
   CLI::App* serve = app.add_subcommand("serve", "Run the rate limit service");
   floodgate::app::add_settings(*serve, settings);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; a bad flag or variable exits 2, as a bad setting does.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   if (check->parsed()) return run_check(check_args);
   if (serve->parsed()) {
     // The rules file's `settings`, below flags and environment.

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 
 #include <CLI/CLI.hpp>
@@ -60,6 +62,19 @@ void add_settings(CLI::App& cmd, Settings& s) {
       "Longest wait for the shared store's answer before the failure mode applies")
       ->check(CLI::Range(1, 60'000))
       ->group("Store");
+  opt("--store-connect-timeout-ms", s.store_connect_timeout_ms, "STORE_CONNECT_TIMEOUT_MS",
+      "Longest wait for a connection to the store to be ready (TCP, TLS, AUTH, scripts)")
+      ->check(CLI::Range(10, 60'000))
+      ->group("Store");
+  opt("--breaker-failures", s.breaker_failures, "BREAKER_FAILURES",
+      "Failed store calls in a row (a call carries one check or a batch) that open the circuit "
+      "breaker; the failure mode then answers at once")
+      ->check(CLI::Range(1, 1'000'000))
+      ->group("Store");
+  opt("--breaker-cooldown-ms", s.breaker_cooldown_ms, "BREAKER_COOLDOWN_MS",
+      "How long the breaker stays open before one check probes the store")
+      ->check(CLI::Range(1, 600'000))
+      ->group("Store");
   opt("--failure-mode", s.failure_mode, "FAILURE_MODE",
       "When the store cannot answer: fail_open, fail_closed or local")
       ->check(CLI::IsMember({"fail_open", "fail_closed", "local"}))
@@ -85,6 +100,21 @@ void add_settings(CLI::App& cmd, Settings& s) {
   opt("--grpc-max-message-bytes", s.grpc_max_message_bytes, "GRPC_MAX_MESSAGE_BYTES",
       "Larger requests are refused with RESOURCE_EXHAUSTED")
       ->check(CLI::Range(1024, 64 << 20))
+      ->group(rls);
+  opt("--grpc-tls", s.grpc_tls, "GRPC_SERVER_USE_TLS",
+      "Serve gRPC over TLS (the certificate and key files are re-read when they change)")
+      ->group(rls);
+  opt("--grpc-tls-cert", s.grpc_tls_cert, "GRPC_SERVER_TLS_CERT",
+      "PEM certificate chain of the gRPC port (GRPC_SERVER_USE_TLS)")
+      ->group(rls);
+  opt("--grpc-tls-key", s.grpc_tls_key, "GRPC_SERVER_TLS_KEY",
+      "PEM private key of the gRPC port (GRPC_SERVER_USE_TLS)")
+      ->group(rls);
+  opt("--grpc-client-ca", s.grpc_client_ca, "GRPC_CLIENT_TLS_CACERT",
+      "PEM CA certificate(s): gRPC clients must present a certificate it signed (mutual TLS)")
+      ->group(rls);
+  opt("--grpc-client-san", s.grpc_client_san, "GRPC_CLIENT_TLS_SAN",
+      "With GRPC_CLIENT_TLS_CACERT: the DNS or IP name the client certificate must carry")
       ->group(rls);
   opt("--rls-config", s.rls_config, "RLS_CONFIG",
       "envoyproxy/ratelimit YAML file or directory of them (reloaded on SIGHUP and on change)")
@@ -206,6 +236,28 @@ std::optional<std::string> validate(const Settings& s) {
     if (cluster && options->db != 0) {
       return "REDIS_DB: a Redis Cluster has database 0 only";
     }
+  }
+  if (s.grpc_tls) {
+    const std::pair<const char*, const std::string*> files[] = {
+        {"GRPC_SERVER_TLS_CERT", &s.grpc_tls_cert},
+        {"GRPC_SERVER_TLS_KEY", &s.grpc_tls_key},
+        {"GRPC_CLIENT_TLS_CACERT", &s.grpc_client_ca}};
+    for (const auto& [name, path] : files) {
+      if (path->empty()) {
+        if (path == &s.grpc_client_ca) continue;  // optional
+        return std::string(name) + ": GRPC_SERVER_USE_TLS needs it (a PEM file)";
+      }
+      std::ifstream in(*path);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (!in.is_open()) return std::string(name) + ": cannot read " + *path;
+      if (text.find("-----BEGIN ") == std::string::npos) {
+        return std::string(name) + ": " + *path + " holds no PEM block";
+      }
+    }
+  }
+  if (s.grpc_tls && !s.grpc_client_san.empty() && s.grpc_client_ca.empty()) {
+    return "GRPC_CLIENT_TLS_SAN: needs GRPC_CLIENT_TLS_CACERT (client certificates are not asked "
+           "for without it)";
   }
   const auto algorithm = parse_algorithm(s.default_algorithm);
   if (!algorithm) {
@@ -434,6 +486,9 @@ Result<RedisOptions> redis_options(const Settings& s) {
   if (o.db == 0) o.db = s.redis_db;
   o.pool_size = s.redis_pool_size;
   o.timeout = std::chrono::milliseconds(s.store_timeout_ms);
+  o.connect_timeout = std::chrono::milliseconds(s.store_connect_timeout_ms);
+  o.breaker_failures = s.breaker_failures;
+  o.breaker_cooldown = std::chrono::milliseconds(s.breaker_cooldown_ms);
   o.tls_ca_file = s.redis_tls_ca_file;
   o.tls_verify = !s.redis_tls_insecure;
   return o;

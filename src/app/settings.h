@@ -42,6 +42,9 @@ struct Settings {
   std::string redis_tls_ca_file;
   bool redis_tls_insecure = false;
   int store_timeout_ms = 10;
+  int store_connect_timeout_ms = 1000;
+  int breaker_failures = 5;
+  int breaker_cooldown_ms = 250;
   std::string failure_mode = "fail_open";
   std::int64_t max_keys = 1'000'000;
   // Rules
@@ -52,6 +55,11 @@ struct Settings {
   std::string grpc_host;  // empty: the HTTP host
   int grpc_threads = 0;   // 0: half the cores, at least one
   int grpc_max_message_bytes = 1 << 20;
+  bool grpc_tls = false;  // GRPC_SERVER_USE_TLS
+  std::string grpc_tls_cert;
+  std::string grpc_tls_key;
+  std::string grpc_client_ca;   // mTLS
+  std::string grpc_client_san;  // mTLS: the client certificate's SAN
   bool merge_domain_config = false;
   bool limit_response_headers = false;
   std::string limit_limit_header = "RateLimit-Limit";

@@ -10,4 +10,9 @@ Micros SystemClock::now() const {
   return Micros{static_cast<std::int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1'000};
 }
 
+const Clock& system_clock() {
+  static const SystemClock clock;
+  return clock;
+}
+
 }  // namespace floodgate

@@ -26,8 +26,9 @@ std::string quoted(std::string_view s) {
 
 }  // namespace
 
-Middleware::Middleware(Limiter& limiter, std::vector<RouteLimit> routes, FailureMode failure_mode)
-    : limiter_(limiter), routes_(std::move(routes)), failure_mode_(failure_mode) {}
+Middleware::Middleware(Limiter& limiter, std::vector<RouteLimit> routes, FailureMode failure_mode,
+                       const Clock& clock)
+    : limiter_(limiter), routes_(std::move(routes)), failure_mode_(failure_mode), clock_(clock) {}
 
 const RouteLimit* Middleware::route_for(std::string_view method, std::string_view path) const {
   for (const RouteLimit& r : routes_) {
@@ -74,7 +75,10 @@ Verdict Middleware::check(const RequestInfo& request) const {
                                           (resets ? ";t=" + std::to_string(reset_s) : ""));
   v.headers.emplace_back("X-RateLimit-Limit", std::to_string(d.limit));
   v.headers.emplace_back("X-RateLimit-Remaining", std::to_string(d.remaining));
-  if (resets) v.headers.emplace_back("X-RateLimit-Reset", std::to_string(reset_s));
+  if (resets) {  // the Unix time (seconds) at which the limit is whole again
+    v.headers.emplace_back("X-RateLimit-Reset",
+                           std::to_string(ceil_seconds(clock_.now() + d.reset_after)));
+  }
   if (d.allowed) return v;
 
   v.limited = true;

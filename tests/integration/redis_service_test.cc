@@ -324,6 +324,33 @@ TEST(RedisService, PausedRedisUnderLoadStaysWithinTimeoutThenRecovers) {
   EXPECT_THAT(metrics->body, HasSubstr("floodgate_store_circuit_state{store=\"redis\"} 0"));
 }
 
+// BREAKER_FAILURES and BREAKER_COOLDOWN_MS: with Redis paused, one timed-out check opens the
+// breaker and the next ones fail at once (circuit_open) for its long cooldown; with the defaults
+// (5 failures, probes every 250 ms) they would each have waited out STORE_TIMEOUT_MS.
+TEST(RedisService, TheBreakerFollowsItsSettings) {
+  RedisServer redis;
+  Server server(redis_args(redis), {"BREAKER_FAILURES=1", "BREAKER_COOLDOWN_MS=600000"});
+  ASSERT_TRUE(eventually(3s, [&] { return ready_status(server.port()) == 200; }));
+  Connection c(server.port());
+  const std::string body = R"({"key":"breaker","algorithm":"fixed_window","limit":5,"window":60})";
+  EXPECT_THAT(c.request("POST", "/v1/check", body)->body, HasSubstr(R"("degraded":false)"));
+  redis.pause();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_THAT(c.request("POST", "/v1/check", body)->body, HasSubstr(R"("degraded":true)"));
+  }
+  auto metrics = c.request("GET", "/metrics");
+  redis.resume();
+  EXPECT_THAT(metrics->body, HasSubstr("floodgate_store_circuit_state{store=\"redis\"} 1"));
+  EXPECT_THAT(metrics->body,
+              HasSubstr("floodgate_store_errors_total{store=\"redis\",kind=\"timeout\"} 1\n"));
+  EXPECT_THAT(metrics->body,
+              HasSubstr("floodgate_store_errors_total{store=\"redis\",kind=\"circuit_open\"} 3\n"));
+
+  const auto [status, output] = run_floodgate({"serve", "--port", "0", "--breaker-failures", "0"});
+  EXPECT_EQ(status, 2);
+  EXPECT_THAT(output, HasSubstr("--breaker-failures: Value 0 not in range"));
+}
+
 TEST(RedisService, Kill9AndRestartUnderLoadRecoversWithinTwoSeconds) {
   RedisServer redis;
   Server server(redis_args(redis));

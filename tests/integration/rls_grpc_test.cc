@@ -16,6 +16,7 @@
 
 #include "envoy/service/ratelimit/v3/rls.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "server/grpc/rls_server.h"
 #include "testlib/process.h"
 #include "testlib/redis_server.h"
 
@@ -92,9 +93,9 @@ pb::RateLimitRequest request(const std::string& domain,
 
 class Client {
  public:
-  explicit Client(int port)
-      : channel_(::grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                       ::grpc::InsecureChannelCredentials())),
+  explicit Client(int port, std::shared_ptr<::grpc::ChannelCredentials> credentials =
+                                ::grpc::InsecureChannelCredentials())
+      : channel_(::grpc::CreateChannel("127.0.0.1:" + std::to_string(port), credentials)),
         stub_(pb::RateLimitService::NewStub(channel_)) {}
 
   ::grpc::Status call(const pb::RateLimitRequest& req, pb::RateLimitResponse& resp) {
@@ -390,6 +391,136 @@ TEST_F(RlsGrpc, ABadConfigStopsTheStartNamingFileAndLine) {
                      "--admin-port", "-1", "--rls-config", bad});
   EXPECT_EQ(status, 2);
   EXPECT_THAT(output, HasSubstr("bad.yaml:4"));
+}
+
+// A CA, a server certificate for 127.0.0.1 and two client certificates (SAN envoy.internal and
+// intruder.internal), made with the openssl command in `dir`, their names prefixed by `prefix`
+// ("ca.pem", "server.key", "envoy.pem", ...).
+void make_certificates(const TempDir& dir, const std::string& prefix = "") {
+  dir.write("server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  dir.write("envoy.ext", "subjectAltName=DNS:envoy.internal\nextendedKeyUsage=clientAuth\n");
+  dir.write("intruder.ext", "subjectAltName=DNS:intruder.internal\nextendedKeyUsage=clientAuth\n");
+  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  const std::string ca = prefix + "ca";
+  std::string script = "set -e; cd '" + dir.path() + "'; exec 2> openssl.log; openssl req -x509" +
+                       ec + " -keyout " + ca + ".key -out " + ca + ".pem -days 2 -subj /CN=" + ca +
+                       ";";
+  for (const std::string name : {"server", "envoy", "intruder"}) {
+    const std::string n = prefix + name;
+    script += "openssl req" + ec + " -keyout " + n + ".key -out " + n + ".csr -subj /CN=" + n +
+              "; openssl x509 -req -in " + n + ".csr -CA " + ca + ".pem -CAkey " + ca +
+              ".key -CAcreateserial -days 2 -extfile " + name + ".ext -out " + n + ".pem;";
+  }
+  ASSERT_EQ(std::system(("bash -c \"" + script + "\"").c_str()), 0)
+      << read_text(dir.path() + "/openssl.log");
+}
+
+std::shared_ptr<::grpc::ChannelCredentials> tls_client(const TempDir& dir,
+                                                       const std::string& client = "",
+                                                       const std::string& ca = "ca") {
+  ::grpc::SslCredentialsOptions o;
+  o.pem_root_certs = read_text(dir.path() + "/" + ca + ".pem");
+  if (!client.empty()) {
+    o.pem_private_key = read_text(dir.path() + "/" + client + ".key");
+    o.pem_cert_chain = read_text(dir.path() + "/" + client + ".pem");
+  }
+  return ::grpc::SslCredentials(o);
+}
+
+TEST(RlsTls, ASanNamesTheClientAsAHostNameWould) {
+  using floodgate::grpc::san_matches;
+  EXPECT_TRUE(san_matches("envoy.internal", "envoy.internal"));
+  EXPECT_TRUE(san_matches("Envoy.Internal", "envoy.internal"));
+  EXPECT_FALSE(san_matches("envoy.internal", "envoy.internal.evil"));
+  EXPECT_TRUE(san_matches("*.mesh.local", "envoy.mesh.local"));
+  EXPECT_FALSE(san_matches("*.mesh.local", "a.envoy.mesh.local"));  // one label only
+  EXPECT_FALSE(san_matches("*.mesh.local", "mesh.local"));
+  EXPECT_FALSE(san_matches("*.mesh.local", ".mesh.local"));
+  EXPECT_TRUE(san_matches("10.0.0.7", "10.0.0.7"));
+  EXPECT_FALSE(san_matches("", "envoy.internal"));
+}
+
+// envoyproxy/ratelimit's GRPC_SERVER_USE_TLS, GRPC_SERVER_TLS_CERT/KEY, GRPC_CLIENT_TLS_CACERT
+// and GRPC_CLIENT_TLS_SAN: TLS, then mutual TLS, then mutual TLS naming the client.
+TEST_F(RlsGrpc, ServesOverTlsAndMutualTlsWithEnvoyRatelimitsSettings) {
+  make_certificates(dir);
+  const std::string d = dir.path();
+  const auto edge = request("edge", {{{"remote_address", "10.0.0.1"}}});
+  std::vector<std::string> env = {"GRPC_SERVER_USE_TLS=true",
+                                  "GRPC_SERVER_TLS_CERT=" + d + "/server.pem",
+                                  "GRPC_SERVER_TLS_KEY=" + d + "/server.key"};
+  {
+    Server server({"--rls-config", config}, env);
+    ASSERT_GT(server.grpc_port(), 0) << server.output();
+    EXPECT_THAT(server.output(), HasSubstr(":" + std::to_string(server.grpc_port()) + " (TLS)"));
+    Client client(server.grpc_port(), tls_client(dir));
+    EXPECT_EQ(client.ok(edge).overall_code(), pb::RateLimitResponse::OK);
+    Client plain(server.grpc_port());  // h2c to a TLS port: no answer
+    pb::RateLimitResponse resp;
+    EXPECT_EQ(plain.call(edge, resp).error_code(), ::grpc::StatusCode::UNAVAILABLE);
+  }
+  env.push_back("GRPC_CLIENT_TLS_CACERT=" + d + "/ca.pem");
+  {
+    Server server({"--rls-config", config}, env);
+    ASSERT_GT(server.grpc_port(), 0) << server.output();
+    EXPECT_THAT(server.output(), HasSubstr(" (mutual TLS)"));
+    EXPECT_EQ(Client(server.grpc_port(), tls_client(dir, "envoy")).ok(edge).overall_code(),
+              pb::RateLimitResponse::OK);
+    EXPECT_EQ(Client(server.grpc_port(), tls_client(dir, "intruder")).ok(edge).overall_code(),
+              pb::RateLimitResponse::OK);  // any certificate the CA signed
+    pb::RateLimitResponse resp;
+    EXPECT_EQ(Client(server.grpc_port(), tls_client(dir)).call(edge, resp).error_code(),
+              ::grpc::StatusCode::UNAVAILABLE);  // no client certificate: no handshake
+  }
+  env.push_back("GRPC_CLIENT_TLS_SAN=envoy.internal");
+  {
+    Server server({"--rls-config", config}, env);
+    ASSERT_GT(server.grpc_port(), 0) << server.output();
+    EXPECT_EQ(Client(server.grpc_port(), tls_client(dir, "envoy")).ok(edge).overall_code(),
+              pb::RateLimitResponse::OK);
+    pb::RateLimitResponse resp;
+    EXPECT_EQ(Client(server.grpc_port(), tls_client(dir, "intruder")).call(edge, resp).error_code(),
+              ::grpc::StatusCode::UNAVAILABLE);  // signed, but not the client named
+  }
+
+  {
+    // A rotated certificate (another CA's) is served without a restart, within the refresh.
+    Server server({"--rls-config", config}, {env[0], env[1], env[2]});
+    ASSERT_GT(server.grpc_port(), 0) << server.output();
+    EXPECT_EQ(Client(server.grpc_port(), tls_client(dir)).ok(edge).overall_code(),
+              pb::RateLimitResponse::OK);
+    make_certificates(dir, "next-");
+    std::filesystem::rename(d + "/next-server.key", d + "/server.key");
+    std::filesystem::rename(d + "/next-server.pem", d + "/server.pem");
+    // Asked every 250 ms (each failed handshake logs a line), 25 s at most.
+    bool rotated = false;
+    for (int i = 0; i < 100 && !rotated; ++i) {
+      pb::RateLimitResponse r;  // a new channel each time: a fresh handshake
+      rotated = Client(server.grpc_port(), tls_client(dir, "", "next-ca")).call(edge, r).ok();
+      if (!rotated) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    EXPECT_TRUE(rotated) << server.output();
+  }
+
+  // What cannot work stops the start, naming the variable.
+  const auto refused = [&](std::vector<std::string> e, const std::string& message) {
+    const auto [status, output] =
+        run_floodgate({"serve", "--host", "127.0.0.1", "--port", "0", "--grpc-port", "0",
+                       "--admin-port", "-1", "--rls-config", config},
+                      e);
+    EXPECT_EQ(status, 2) << output;
+    EXPECT_THAT(output, HasSubstr(message));
+  };
+  refused({"GRPC_SERVER_USE_TLS=true"}, "GRPC_SERVER_TLS_CERT: GRPC_SERVER_USE_TLS needs it");
+  refused({"GRPC_SERVER_USE_TLS=true", "GRPC_SERVER_TLS_CERT=" + d + "/server.pem",
+           "GRPC_SERVER_TLS_KEY=" + d + "/none.key"},
+          "GRPC_SERVER_TLS_KEY: cannot read " + d + "/none.key");
+  refused({"GRPC_SERVER_USE_TLS=true", "GRPC_SERVER_TLS_CERT=" + d + "/server.ext",
+           "GRPC_SERVER_TLS_KEY=" + d + "/server.key"},
+          "GRPC_SERVER_TLS_CERT: " + d + "/server.ext holds no PEM block");
+  refused({"GRPC_SERVER_USE_TLS=true", "GRPC_SERVER_TLS_CERT=" + d + "/server.pem",
+           "GRPC_SERVER_TLS_KEY=" + d + "/server.key", "GRPC_CLIENT_TLS_SAN=envoy.internal"},
+          "GRPC_CLIENT_TLS_SAN: needs GRPC_CLIENT_TLS_CACERT");
 }
 
 TEST_F(RlsGrpc, ManyConcurrentCallsOnOneKeyAdmitExactlyTheLimit) {

@@ -20,13 +20,6 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 std::string login_rule(int limit) {
   return "rules:\n  login:\n    algorithm: fixed_window\n    limit: " + std::to_string(limit) +
          "\n    window: 3600\n";
@@ -256,9 +249,9 @@ TEST(RulesConfig, ValidateRefusesEveryBadEnvoyRatelimitConfigNamingFileAndLine) 
 
   // duplicate_domain.yaml is bad beside another file of the domain test-domain.
   TempDir dir;
-  dir.write("a.yaml", read_all(kRlsConfigs + "/basic/basic_config.yaml"));
+  dir.write("a.yaml", read_text(kRlsConfigs + "/basic/basic_config.yaml"));
   const std::string second =
-      dir.write("b.yaml", read_all(kRlsConfigs + "/bad/duplicate_domain.yaml"));
+      dir.write("b.yaml", read_text(kRlsConfigs + "/bad/duplicate_domain.yaml"));
   auto [status, out] = run_floodgate({"validate", dir.path()});
   EXPECT_NE(status, 0);
   EXPECT_THAT(out, HasSubstr(second + ":1:9: domain: duplicate domain 'test-domain'"));
@@ -270,8 +263,8 @@ TEST(RulesConfig, ValidateRefusesEveryBadEnvoyRatelimitConfigNamingFileAndLine) 
 TEST(RulesConfig, ValidateMergesDomainsOnRequest) {
   const std::string dir = kRlsConfigs + "/validate-only";
   TempDir tmp;
-  tmp.write("1.yaml", read_all(dir + "/merge_domain_key1.yaml"));
-  tmp.write("2.yaml", read_all(dir + "/merge_domain_key2.yaml"));
+  tmp.write("1.yaml", read_text(dir + "/merge_domain_key1.yaml"));
+  tmp.write("2.yaml", read_text(dir + "/merge_domain_key2.yaml"));
   auto [refused, refused_out] = run_floodgate({"validate", tmp.path()});
   EXPECT_NE(refused, 0);
   EXPECT_THAT(refused_out, HasSubstr("2.yaml:2:9: domain: duplicate domain 'test-domain'"));

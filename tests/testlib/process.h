@@ -76,6 +76,9 @@ class TempDir {
   std::string path_;
 };
 
+// read_text(): a file's whole content ("" when it cannot be read).
+std::string read_text(const std::string& path);
+
 // run_floodgate(): runs the binary to completion (bounded); returns {exit status, stdout+stderr}.
 std::pair<int, std::string> run_floodgate(const std::vector<std::string>& args,
                                           const std::vector<std::string>& env = {});

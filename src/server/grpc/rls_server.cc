@@ -10,6 +10,10 @@
 #include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include "core/json_text.h"
 #include "envoy/service/ratelimit/v3/rls.grpc.pb.h"
@@ -292,6 +296,76 @@ class HealthWatch final : public Tag {
 
 }  // namespace
 
+namespace {
+
+namespace tls = ::grpc::experimental;
+
+// Accepts a client certificate (already verified against the CA by gRPC) only when one of its DNS
+// or IP SANs names the wanted client, as envoyproxy/ratelimit's GRPC_CLIENT_TLS_SAN does.
+class SanVerifier final : public tls::ExternalCertificateVerifier {
+ public:
+  explicit SanVerifier(std::string wanted) : wanted_(std::move(wanted)) {}
+
+  bool Verify(tls::TlsCustomVerificationCheckRequest* request,
+              std::function<void(::grpc::Status)> /*callback*/,
+              ::grpc::Status* sync_status) override {
+    for (const auto& names : {request->dns_names(), request->ip_names()}) {
+      for (const ::grpc::string_ref& name : names) {
+        if (san_matches(std::string_view(name.data(), name.size()), wanted_)) {
+          *sync_status = ::grpc::Status::OK;
+          return true;
+        }
+      }
+    }
+    *sync_status = ::grpc::Status(::grpc::StatusCode::UNAUTHENTICATED,
+                                  "the client certificate does not name " + wanted_);
+    return true;  // decided synchronously
+  }
+  void Cancel(tls::TlsCustomVerificationCheckRequest* /*request*/) override {}
+
+ private:
+  std::string wanted_;
+};
+
+std::shared_ptr<::grpc::ServerCredentials> credentials(const std::optional<RlsTls>& tls_options) {
+  if (!tls_options) return ::grpc::InsecureServerCredentials();
+  const RlsTls& t = *tls_options;
+  auto provider = t.client_ca_file.empty()
+                      ? std::make_shared<tls::FileWatcherCertificateProvider>(
+                            t.key_file, t.cert_file, kTlsRefreshSeconds)
+                      : std::make_shared<tls::FileWatcherCertificateProvider>(
+                            t.key_file, t.cert_file, t.client_ca_file, kTlsRefreshSeconds);
+  tls::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (t.client_ca_file.empty()) {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    options.watch_root_certs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    if (!t.client_san.empty()) {
+      options.set_certificate_verifier(
+          tls::ExternalCertificateVerifier::Create<SanVerifier>(t.client_san));
+    }
+  }
+  return ::grpc::experimental::TlsServerCredentials(options);
+}
+
+}  // namespace
+
+bool san_matches(std::string_view name, std::string_view wanted) {
+  auto same = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) ==
+                    std::tolower(static_cast<unsigned char>(y));
+           });
+  };
+  if (name.starts_with("*.")) {
+    const auto dot = wanted.find('.');
+    return dot != std::string_view::npos && dot > 0 && same(name.substr(1), wanted.substr(dot));
+  }
+  return same(name, wanted);
+}
+
 struct RlsServer::Impl {
   explicit Impl(rls::Service& service) : state(service) {}
   ServerState state;
@@ -308,7 +382,7 @@ RlsServer::RlsServer(rls::Service& service, const RlsServerOptions& options)
   const std::string address = options.host.find(':') != std::string::npos
                                   ? fmt::format("[{}]:{}", options.host, options.port)
                                   : fmt::format("{}:{}", options.host, options.port);
-  builder.AddListeningPort(address, ::grpc::InsecureServerCredentials(), &impl_->port);
+  builder.AddListeningPort(address, credentials(options.tls), &impl_->port);
   builder.RegisterService(&impl_->state.async);
   builder.RegisterService(&impl_->state.health);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);

@@ -16,12 +16,25 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "rls/service.h"
 #include "server/http/api.h"
 
 namespace floodgate::grpc {
+
+// RlsTls: TLS on the gRPC port, as envoyproxy/ratelimit's GRPC_SERVER_USE_TLS and friends. The
+// files are watched: a rotated certificate is served within kTlsRefreshSeconds, no restart.
+struct RlsTls {
+  std::string cert_file;       // PEM certificate chain
+  std::string key_file;        // PEM private key
+  std::string client_ca_file;  // set: clients must present a certificate this CA signed (mTLS)
+  std::string client_san;      // set: ... whose DNS or IP SAN is this name (a "*." SAN matches
+                               // one label)
+};
+inline constexpr unsigned kTlsRefreshSeconds = 10;
 
 struct RlsServerOptions {
   std::string host = "0.0.0.0";
@@ -30,7 +43,12 @@ struct RlsServerOptions {
   int max_message_bytes = 1 << 20;
   // Threads polling the server's completion queues (one queue each).
   int threads = 2;
+  std::optional<RlsTls> tls;  // absent: plaintext (h2c), as Envoy's default cluster speaks
 };
+
+// san_matches(): whether a certificate SAN (`name`, possibly "*.example.com") names `wanted`:
+// DNS names compare without case, a wildcard stands for exactly one leftmost label.
+bool san_matches(std::string_view name, std::string_view wanted);
 
 class RlsServer {
  public:

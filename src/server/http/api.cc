@@ -402,7 +402,11 @@ Response Api::decision_response(const Decision& d, const Policy& policy, int all
                           : fmt::format(FMT_COMPILE("\"default\";r={}"), d.remaining));
   r.headers.emplace_back("X-RateLimit-Limit", std::to_string(d.limit));
   r.headers.emplace_back("X-RateLimit-Remaining", std::to_string(d.remaining));
-  if (resets) r.headers.emplace_back("X-RateLimit-Reset", std::to_string(reset_s));
+  if (resets) {  // the Unix time (seconds) at which the limit is whole again, as GitHub sends it
+    r.headers.emplace_back(
+        "X-RateLimit-Reset",
+        std::to_string(ceil_to(store_.clock().now() + d.reset_after, 1'000'000)));
+  }
   if (!d.allowed && d.retry_after != kNever && d.reason != DenyReason::kCostExceedsCapacity) {
     r.headers.emplace_back("Retry-After", std::to_string(ceil_to(d.retry_after, 1'000'000)));
   }

@@ -35,7 +35,9 @@ class MiddlewareTest : public ::testing::Test {
                          .policy = Policy::fixed_window(1, 1min).value(),
                          .key_by = KeyBy::kHeader,
                          .header = "X-Tenant"},
-                    }};
+                    },
+                    FailureMode::kFailOpen,
+                    clock};
   std::map<std::string, std::string, std::less<>> headers;
 
   Verdict check(std::string_view method, std::string_view path, std::string_view ip = "10.0.0.1") {
@@ -79,9 +81,11 @@ TEST_F(MiddlewareTest, CountsDownThenAnswers429WithHeadersAndABody) {
   EXPECT_TRUE(v.limited);
   EXPECT_EQ(v.status, 429);
   EXPECT_EQ(header(v, "RateLimit-Policy"), "\"public\";q=3;w=60");
-  EXPECT_EQ(header(v, "RateLimit"), "\"public\";r=0;t=" + header(v, "X-RateLimit-Reset"));
+  // 1,700,000,000 s is 20 s into its minute: the window ends in 40 s, at 1,700,000,040.
+  EXPECT_EQ(header(v, "RateLimit"), "\"public\";r=0;t=40");
   EXPECT_EQ(header(v, "X-RateLimit-Limit"), "3");
-  EXPECT_EQ(header(v, "Retry-After"), header(v, "X-RateLimit-Reset"));
+  EXPECT_EQ(header(v, "X-RateLimit-Reset"), "1700000040");
+  EXPECT_EQ(header(v, "Retry-After"), "40");
   EXPECT_THAT(v.body, ::testing::HasSubstr(R"("code":"rate_limited")"));
   // Another address has its own counter.
   EXPECT_FALSE(check("GET", "/api/public", "10.0.0.2").limited);
