@@ -383,8 +383,27 @@ int run_serve(const floodgate::app::Settings& s, const std::vector<std::string>&
   floodgate::admin::CoarseClock coarse_clock;
   floodgate::admin::Stats admin_stats(coarse_clock);
   floodgate::rls::ServiceOptions rls_options;
+  // LOG_DECISIONS: one line per decision (denied or all), at most LOG_DECISIONS_PER_SECOND.
+  const auto decision_mode = floodgate::observe::DecisionLog::parse_mode(s.log_decisions)
+                                 .value_or(floodgate::observe::DecisionLog::Mode::kOff);
+  floodgate::observe::DecisionLog decision_log(
+      {.mode = decision_mode,
+       .per_second = s.log_decisions_per_second,
+       // The line quotes and escapes the key itself; the JSON log escapes it once more.
+       .write =
+           [json = s.log_format == "json"](std::string_view line) {
+             if (json) {
+               spdlog::info("{}", log_safe(line));
+             } else {
+               spdlog::info("{}", line);
+             }
+           },
+       .clock = nullptr});
+  floodgate::observe::DecisionLog* decisions =
+      decision_mode == floodgate::observe::DecisionLog::Mode::kOff ? nullptr : &decision_log;
   rls_options.lists = &access_lists;
   rls_options.admin_stats = &admin_stats;
+  rls_options.decision_log = decisions;
   rls_options.response_headers = s.limit_response_headers;
   rls_options.limit_header = s.limit_limit_header;
   rls_options.remaining_header = s.limit_remaining_header;
@@ -410,7 +429,8 @@ int run_serve(const floodgate::app::Settings& s, const std::vector<std::string>&
        .overrides = &overrides,
        .stats = &admin_stats,
        .extra_metrics = [&rls_service](std::string& out) { rls_service.append_metrics(out); },
-       .healthcheck_needs_store = s.redis_health_check_active_connection});
+       .healthcheck_needs_store = s.redis_health_check_active_connection,
+       .decision_log = decisions});
 
   floodgate::http::ServerOptions options;
   options.host = s.host;

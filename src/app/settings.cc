@@ -184,6 +184,14 @@ void add_settings(CLI::App& cmd, Settings& s) {
   opt("--log-format", s.log_format, "LOG_FORMAT", "json or text")
       ->check(CLI::IsMember({"json", "text"}, CLI::ignore_case))
       ->group("Operations");
+  opt("--log-decisions", s.log_decisions, "LOG_DECISIONS",
+      "A log line per decision: off, denied or all (HTTP checks and Envoy descriptors)")
+      ->check(CLI::IsMember({"off", "denied", "all"}, CLI::ignore_case))
+      ->group("Operations");
+  opt("--log-decisions-per-second", s.log_decisions_per_second, "LOG_DECISIONS_PER_SECOND",
+      "Most decision lines a second; the rest are counted and reported once a second")
+      ->check(CLI::Range(1, 1'000'000))
+      ->group("Operations");
   opt("--admin-token", s.admin_token, "ADMIN_TOKEN",
       "Bearer token every admin request needs; unset: the admin API is read-only")
       ->group("Admin");

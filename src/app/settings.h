@@ -78,6 +78,8 @@ struct Settings {
   // Operations
   std::string log_level = "info";
   std::string log_format = "json";
+  std::string log_decisions = "off";  // off, denied or all
+  int log_decisions_per_second = 100;
   std::string admin_token;
   std::string admin_host = "127.0.0.1";
   int admin_port = 8082;  // 0: any free port; -1: no admin listener

@@ -275,6 +275,7 @@ DescriptorStatus Service::status_for(Call& call, std::size_t i, Stats* stats) {
 
   bool over = false;
   bool from_cache = false;
+  bool degraded = false;
   std::uint64_t before = 0;  // the counter before this request, as far as we know it
   std::uint64_t after = 0;
   if (!limit->policy) {
@@ -292,6 +293,7 @@ DescriptorStatus Service::status_for(Call& call, std::size_t i, Stats* stats) {
     const CheckOp& op = call.ops_[at];
     Outcome& outcome = call.outcomes_[at];
     limiter_.settle(op, outcome, options_.failure_mode);
+    degraded = outcome.degraded;
     if (outcome.degraded) degraded_.fetch_add(1, std::memory_order_relaxed);
     const Decision& d = outcome.decision;
     over = !d.allowed;
@@ -314,6 +316,24 @@ DescriptorStatus Service::status_for(Call& call, std::size_t i, Stats* stats) {
   st.code = over ? Code::kOverLimit : Code::kOk;
   if (options_.admin_stats != nullptr) {
     options_.admin_stats->record(call.keys_[i].empty() ? m.storage_key : call.keys_[i], !over);
+  }
+  if (options_.decision_log != nullptr && options_.decision_log->wants(!over)) {
+    // The descriptor's decision as the answer reports it (before shadow mode turns it OK).
+    Decision logged;
+    logged.allowed = !over;
+    logged.reason = over ? DenyReason::kLimited : DenyReason::kNone;
+    logged.limit = per_unit;
+    logged.remaining = st.limit_remaining;
+    logged.reset_after = st.duration_until_reset;
+    logged.retry_after = over ? st.duration_until_reset : Micros{0};
+    options_.decision_log->record(
+        {.source = "grpc",
+         .path = call.request.domain,
+         .key = call.keys_[i].empty() ? std::string_view(m.storage_key) : call.keys_[i],
+         .algorithm = limit->policy ? limit->policy->algorithm() : Algorithm::kFixedWindow,
+         .decision = &logged,
+         .degraded = degraded,
+         .client = {}});
   }
 
   // Statistics as envoyproxy/ratelimit counts them (checkOverLimitThreshold and friends).

@@ -42,6 +42,7 @@
 #include "admin/stats.h"
 #include "floodgate/clock.h"
 #include "floodgate/limiter.h"
+#include "observe/decision_log.h"
 #include "rls/config.h"
 #include "rls/matcher.h"
 
@@ -155,6 +156,8 @@ struct ServiceOptions {
   // The admin side's recent figures: each descriptor decided counts there (per second, top denied
   // keys). Null: not kept. Borrowed.
   admin::Stats* admin_stats = nullptr;
+  // One log line per descriptor decided (LOG_DECISIONS); null: none. Borrowed.
+  observe::DecisionLog* decision_log = nullptr;
 };
 
 // OverLimitCache: counter names known to be over their limit until a time, bounded in entries.

@@ -427,6 +427,34 @@ std::shared_ptr<::grpc::ChannelCredentials> tls_client(const TempDir& dir,
   return ::grpc::SslCredentials(o);
 }
 
+// LOG_DECISIONS=denied: a line for each denied HTTP check and Envoy descriptor, none for the
+// allowed ones.
+TEST_F(RlsGrpc, LogDecisionsWritesALinePerDeniedDecision) {
+  Server server({"--rls-config", config, "--log-format", "text"}, {"LOG_DECISIONS=denied"});
+  ASSERT_GT(server.grpc_port(), 0) << server.output();
+  Client client(server.grpc_port());
+  for (int i = 0; i < 4; ++i) client.ok(request("edge", {{{"remote_address", "10.0.0.42"}}}));
+  Connection c(server.port());
+  const std::string body = R"({"key":"bob","algorithm":"fixed_window","limit":1,"window":60})";
+  EXPECT_EQ(c.request("POST", "/v1/check", body)->status, 200);
+  EXPECT_EQ(c.request("POST", "/v1/check", body)->status, 429);
+  EXPECT_TRUE(
+      server.wait_for_output("decision denied source=http path=/v1/check key=\"bob\" "
+                             "algorithm=fixed_window limit=1 remaining=0 retry_after_ms=",
+                             std::chrono::seconds(2)))
+      << server.output();
+  EXPECT_THAT(server.output(), HasSubstr("decision denied source=grpc path=edge key=\""));
+  EXPECT_THAT(server.output(), HasSubstr("remote_address_10.0.0.42"));
+  EXPECT_THAT(server.output(), ::testing::Not(HasSubstr("decision allowed")));
+  const std::string out = server.output();
+  std::size_t lines = 0;
+  for (std::size_t at = out.find("decision denied"); at != std::string::npos;
+       at = out.find("decision denied", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 2u) << out;
+}
+
 TEST(RlsTls, ASanNamesTheClientAsAHostNameWould) {
   using floodgate::grpc::san_matches;
   EXPECT_TRUE(san_matches("envoy.internal", "envoy.internal"));

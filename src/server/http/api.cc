@@ -73,6 +73,7 @@ void Exchange::complete() { api_->finish(*this); }
 
 void Api::handle(const Request& request, Exchange& x) {
   x.api_ = this;
+  x.request_ = &request;
   std::optional<Response> response = route(request, x);
   if (!response) return;  // a check is with the store; finish() answers
   metrics_.record_http(response->status);
@@ -117,6 +118,15 @@ void Api::finish(Exchange& x) {
     metrics_.record_decision(x.policy_->algorithm(), x.rule_slot_, d.allowed, took,
                              x.outcome_.degraded);
     if (options_.stats != nullptr) options_.stats->record(x.key_, d.allowed, took);
+    if (options_.decision_log != nullptr && options_.decision_log->wants(d.allowed)) {
+      options_.decision_log->record({.source = "http",
+                                     .path = path_of(x.request_->target),
+                                     .key = x.key_,
+                                     .algorithm = x.policy_->algorithm(),
+                                     .decision = &d,
+                                     .degraded = x.outcome_.degraded,
+                                     .client = client_address(*x.request_)});
+    }
     r = decision_response(d, *x.policy_, x.allowed_status_, x.denied_status_, x.with_body_,
                           x.outcome_.degraded);
   } catch (const std::exception& e) {

@@ -30,6 +30,7 @@
 #include "admin/stats.h"
 #include "floodgate/limiter.h"
 #include "floodgate/memory_store.h"
+#include "observe/decision_log.h"
 #include "observe/metrics.h"
 #include "rules/rule_set.h"
 #include "server/http/check_request.h"
@@ -102,6 +103,8 @@ struct ApiOptions {
   // reachable (REDIS_HEALTH_CHECK_ACTIVE_CONNECTION); otherwise it answers as long as the process
   // serves, as envoyproxy/ratelimit's does.
   bool healthcheck_needs_store = false;
+  // One log line per decision (LOG_DECISIONS); null: none. Borrowed.
+  observe::DecisionLog* decision_log = nullptr;
 };
 
 class Api;
@@ -137,6 +140,7 @@ class Exchange : private Completion {
   void complete() override;
 
   Api* api_ = nullptr;
+  const Request* request_ = nullptr;  // valid until respond() (see Api::handle())
   std::string key_;
   std::optional<Policy> policy_;
   CheckOp op_;
