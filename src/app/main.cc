@@ -522,21 +522,25 @@ int run_serve(const floodgate::app::Settings& s, const std::vector<std::string>&
         "settings: GRPC_SERVER_TLS_CERT or GRPC_CLIENT_TLS_CACERT is set but "
         "GRPC_SERVER_USE_TLS is not: the gRPC port speaks plaintext");
   }
-  if (s.grpc_port >= 0) {
+  if (s.grpc_port >= 0 || !s.grpc_uds.empty()) {
     const std::string grpc_host = s.grpc_host.empty() ? s.host : s.grpc_host;
+    // Where it listens, for the log: GRPC_UDS (envoyproxy/ratelimit's) replaces host:port.
+    const std::string where =
+        s.grpc_uds.empty() ? fmt::format("{}:{}", grpc_host, s.grpc_port) : "unix:" + s.grpc_uds;
     try {
       grpc_server = std::make_unique<floodgate::grpc::RlsServer>(
           rls_service,
           floodgate::grpc::RlsServerOptions{
               .host = grpc_host,
-              .port = static_cast<std::uint16_t>(s.grpc_port),
+              .port = static_cast<std::uint16_t>(std::max(s.grpc_port, 0)),
+              .unix_socket = s.grpc_uds,
               .max_message_bytes = s.grpc_max_message_bytes,
               .threads = s.grpc_threads > 0 ? s.grpc_threads
                                             : static_cast<int>(std::max(
                                                   1u, std::thread::hardware_concurrency() / 2)),
               .tls = grpc_tls});
     } catch (const std::exception& e) {
-      spdlog::error("cannot listen on {}:{} (gRPC): {}", grpc_host, s.grpc_port, e.what());
+      spdlog::error("cannot listen on {} (gRPC): {}", log_safe(where), e.what());
       if (admin_server) {
         admin_server->stop();
         admin_thread.join();
@@ -547,8 +551,9 @@ int run_serve(const floodgate::app::Settings& s, const std::vector<std::string>&
       redis.reset();
       return 1;
     }
-    spdlog::info("Envoy rate limit service (gRPC) listening on {}:{}{}", grpc_host,
-                 grpc_server->bound_port(),
+    spdlog::info("Envoy rate limit service (gRPC) listening on {}{}",
+                 s.grpc_uds.empty() ? fmt::format("{}:{}", grpc_host, grpc_server->bound_port())
+                                    : log_safe(where),
                  !grpc_tls                          ? ""
                  : grpc_tls->client_ca_file.empty() ? " (TLS)"
                                                     : " (mutual TLS)");

@@ -92,6 +92,9 @@ void add_settings(CLI::App& cmd, Settings& s) {
   opt("--grpc-host", s.grpc_host, "GRPC_HOST",
       "Address the gRPC service listens on (default: HOST)")
       ->group(rls);
+  opt("--grpc-uds", s.grpc_uds, "GRPC_UDS",
+      "Unix socket path the gRPC service listens on instead of GRPC_HOST:GRPC_PORT")
+      ->group(rls);
   opt("--grpc-threads", s.grpc_threads, "GRPC_THREADS",
       "Threads serving gRPC, each polling its own completion queue (0: half the cores, at least "
       "one; more pollers hand calls to each other, see docs/PERFORMANCE.md)")

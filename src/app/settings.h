@@ -53,6 +53,7 @@ struct Settings {
   // envoyproxy/ratelimit's own settings, taken as it takes them.
   std::string rls_config;
   std::string grpc_host;  // empty: the HTTP host
+  std::string grpc_uds;   // GRPC_UDS: a Unix socket instead of grpc_host:grpc_port
   int grpc_threads = 0;   // 0: half the cores, at least one
   int grpc_max_message_bytes = 1 << 20;
   bool grpc_tls = false;  // GRPC_SERVER_USE_TLS

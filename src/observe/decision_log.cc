@@ -2,8 +2,8 @@
 
 #include <string>
 
-#include <boost/algorithm/string/predicate.hpp>
 #include <fmt/format.h>
+#include <boost/algorithm/string/predicate.hpp>
 
 #include "core/json_text.h"
 

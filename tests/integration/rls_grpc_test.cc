@@ -95,7 +95,10 @@ class Client {
  public:
   explicit Client(int port, std::shared_ptr<::grpc::ChannelCredentials> credentials =
                                 ::grpc::InsecureChannelCredentials())
-      : channel_(::grpc::CreateChannel("127.0.0.1:" + std::to_string(port), credentials)),
+      : Client("127.0.0.1:" + std::to_string(port), std::move(credentials)) {}
+  // `target`: a gRPC target ("host:port", "unix:/path").
+  Client(const std::string& target, std::shared_ptr<::grpc::ChannelCredentials> credentials)
+      : channel_(::grpc::CreateChannel(target, credentials)),
         stub_(pb::RateLimitService::NewStub(channel_)) {}
 
   ::grpc::Status call(const pb::RateLimitRequest& req, pb::RateLimitResponse& resp) {
@@ -425,6 +428,18 @@ std::shared_ptr<::grpc::ChannelCredentials> tls_client(const TempDir& dir,
     o.pem_cert_chain = read_text(dir.path() + "/" + client + ".pem");
   }
   return ::grpc::SslCredentials(o);
+}
+
+// envoyproxy/ratelimit's GRPC_UDS: the service on a Unix socket instead of GRPC_HOST:GRPC_PORT.
+TEST_F(RlsGrpc, ListensOnAUnixSocketWithGrpcUds) {
+  const std::string socket = dir.path() + "/rls.sock";
+  Server server({"--rls-config", config}, {"GRPC_UDS=" + socket});
+  ASSERT_TRUE(server.wait_for_output("(gRPC) listening on unix:" + socket, std::chrono::seconds(5)))
+      << server.output();
+  Client client("unix:" + socket, ::grpc::InsecureChannelCredentials());
+  const auto edge = request("edge", {{{"remote_address", "10.0.0.9"}}});
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(client.ok(edge).overall_code(), pb::RateLimitResponse::OK);
+  EXPECT_EQ(client.ok(edge).overall_code(), pb::RateLimitResponse::OVER_LIMIT);
 }
 
 // LOG_DECISIONS=denied: a line for each denied HTTP check and Envoy descriptor, none for the

@@ -379,7 +379,8 @@ struct RlsServer::Impl {
 RlsServer::RlsServer(rls::Service& service, const RlsServerOptions& options)
     : impl_(std::make_unique<Impl>(service)) {
   ::grpc::ServerBuilder builder;
-  const std::string address = options.host.find(':') != std::string::npos
+  const std::string address = !options.unix_socket.empty() ? "unix:" + options.unix_socket
+                              : options.host.find(':') != std::string::npos
                                   ? fmt::format("[{}]:{}", options.host, options.port)
                                   : fmt::format("{}:{}", options.host, options.port);
   builder.AddListeningPort(address, credentials(options.tls), &impl_->port);
@@ -391,7 +392,7 @@ RlsServer::RlsServer(rls::Service& service, const RlsServerOptions& options)
   const int threads = std::max(1, options.threads);
   for (int i = 0; i < threads; ++i) impl_->queues.push_back(builder.AddCompletionQueue());
   impl_->server = builder.BuildAndStart();
-  if (!impl_->server || impl_->port == 0) {
+  if (!impl_->server || (options.unix_socket.empty() && impl_->port == 0)) {
     for (auto& cq : impl_->queues) cq->Shutdown();
     for (auto& cq : impl_->queues) {
       void* tag = nullptr;

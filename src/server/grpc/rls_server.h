@@ -39,6 +39,7 @@ inline constexpr unsigned kTlsRefreshSeconds = 10;
 struct RlsServerOptions {
   std::string host = "0.0.0.0";
   std::uint16_t port = 8081;  // 0: any free port (see bound_port())
+  std::string unix_socket;    // set: listen on this Unix socket path instead of host:port
   // Larger requests are refused with RESOURCE_EXHAUSTED before they are parsed.
   int max_message_bytes = 1 << 20;
   // Threads polling the server's completion queues (one queue each).
