@@ -6,7 +6,9 @@
 PRESET ?= release
 BUILD := build/$(PRESET)
 BIN := $(BUILD)/src/floodgate
-SOURCES := $(shell git ls-files '*.cc' '*.h' 2>/dev/null)
+# Tracked files and new ones not yet added (not ignored), so a new file is formatted and checked
+# before its first commit.
+SOURCES := $(shell git ls-files --cached --others --exclude-standard '*.cc' '*.h' 2>/dev/null)
 
 .PHONY: all deps configure build run test bench asan tsan fuzz format format-check clean
 
