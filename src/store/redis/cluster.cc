@@ -301,6 +301,7 @@ void ClusterRouter::apply(const redisReply& reply, const Node& asked) {
     return;
   }
   slots_ = table;
+  map_loads_.fetch_add(1, std::memory_order_relaxed);
   const bool first_map = !map_known_;
   std::string summary;
   {

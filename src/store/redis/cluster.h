@@ -17,6 +17,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -101,6 +102,9 @@ class ClusterRouter {
   };
   Health health() const;
 
+  // map_loads(): slot maps applied (every CLUSTER SLOTS answer taken, changed or not).
+  std::uint64_t map_loads() const { return map_loads_.load(std::memory_order_relaxed); }
+
   // Worst circuit state over the masters, and how many times any circuit opened.
   CircuitBreaker::State circuit_state() const;
   std::uint64_t circuits_opened() const;
@@ -146,6 +150,7 @@ class ClusterRouter {
   std::chrono::steady_clock::time_point last_refresh_{};
   std::size_t next_ask_ = 0;  // which node to ask next
   bool map_known_ = false;
+  std::atomic<std::uint64_t> map_loads_{0};
 };
 
 // parse_redirect(): "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381" → slot and address.

@@ -1231,6 +1231,12 @@ void RedisStore::append_metrics(std::string& out) const {
   fmt::format_to(it, "floodgate_store_cluster_slots_covered{{store=\"redis\"}} {}\n",
                  h.slots_covered);
   out +=
+      "# HELP floodgate_store_cluster_slot_map_loads_total Slot maps read from the cluster "
+      "(CLUSTER SLOTS), periodic or asked for by a redirect, a failure or a new node.\n"
+      "# TYPE floodgate_store_cluster_slot_map_loads_total counter\n";
+  fmt::format_to(it, "floodgate_store_cluster_slot_map_loads_total{{store=\"redis\"}} {}\n",
+                 s.cluster->map_loads());
+  out +=
       "# HELP floodgate_store_cluster_master_slots Hash slots each master serves, as last mapped.\n"
       "# TYPE floodgate_store_cluster_master_slots gauge\n";
   std::string ready_lines;
