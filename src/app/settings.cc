@@ -184,12 +184,13 @@ void add_settings(CLI::App& cmd, Settings& s) {
                                    CLI::ignore_case))
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->group("Operations");
+  // Any case, kept in lower case: the code compares the canonical value.
   opt("--log-format", s.log_format, "LOG_FORMAT", "json or text")
-      ->check(CLI::IsMember({"json", "text"}, CLI::ignore_case))
+      ->transform(CLI::IsMember({"json", "text"}, CLI::ignore_case))
       ->group("Operations");
   opt("--log-decisions", s.log_decisions, "LOG_DECISIONS",
       "A log line per decision: off, denied or all (HTTP checks and Envoy descriptors)")
-      ->check(CLI::IsMember({"off", "denied", "all"}, CLI::ignore_case))
+      ->transform(CLI::IsMember({"off", "denied", "all"}, CLI::ignore_case))
       ->group("Operations");
   opt("--log-decisions-per-second", s.log_decisions_per_second, "LOG_DECISIONS_PER_SECOND",
       "Most decision lines a second; the rest are counted and reported once a second")
@@ -249,20 +250,25 @@ std::optional<std::string> validate(const Settings& s) {
     }
   }
   if (s.grpc_tls) {
-    const std::pair<const char*, const std::string*> files[] = {
-        {"GRPC_SERVER_TLS_CERT", &s.grpc_tls_cert},
-        {"GRPC_SERVER_TLS_KEY", &s.grpc_tls_key},
-        {"GRPC_CLIENT_TLS_CACERT", &s.grpc_client_ca}};
-    for (const auto& [name, path] : files) {
-      if (path->empty()) {
-        if (path == &s.grpc_client_ca) continue;  // optional
+    struct File {
+      const char* name;
+      const std::string& path;
+      bool required;
+    };
+    const File files[] = {{"GRPC_SERVER_TLS_CERT", s.grpc_tls_cert, true},
+                          {"GRPC_SERVER_TLS_KEY", s.grpc_tls_key, true},
+                          {"GRPC_CLIENT_TLS_CACERT", s.grpc_client_ca, false}};
+    for (const auto& [name, path, required] : files) {
+      if (path.empty()) {
+        if (!required) continue;
         return std::string(name) + ": GRPC_SERVER_USE_TLS needs it (a PEM file)";
       }
-      std::ifstream in(*path);
-      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (!in.is_open()) return std::string(name) + ": cannot read " + *path;
+      std::ifstream in(path);
+      if (!in) return std::string(name) + ": cannot read " + path;
+      const std::string text((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
       if (text.find("-----BEGIN ") == std::string::npos) {
-        return std::string(name) + ": " + *path + " holds no PEM block";
+        return std::string(name) + ": " + path + " holds no PEM block";
       }
     }
   }

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include <yaml-cpp/yaml.h>
+#include <boost/algorithm/string/case_conv.hpp>
 
 namespace floodgate::rules {
 namespace {
@@ -308,9 +309,7 @@ class Loader {
           }
           route.path = *v;
         } else if (key == "method") {
-          route.method = *v;
-          for (char& c : route.method)
-            c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+          route.method = boost::algorithm::to_upper_copy(*v);
           if (route.method.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ-") != std::string::npos) {
             fail(value, field, "must be an HTTP method such as GET or POST");
             complete = false;

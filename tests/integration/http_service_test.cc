@@ -203,6 +203,14 @@ TEST(HttpService, EnvironmentConfiguresTheDefaults) {
   EXPECT_THAT(r->body, HasSubstr(R"("algorithm":"fixed_window")"));
 }
 
+// LOG_FORMAT in any case is the format it names (JSON used to give text lines).
+TEST(HttpService, LogFormatInAnyCaseIsTheFormatItNames) {
+  Server json({}, {"LOG_FORMAT=JSON"});
+  EXPECT_THAT(json.output(), HasSubstr(R"("level":"info","msg":"listening on)"));
+  Server text({"--log-format", "Text"});
+  EXPECT_THAT(text.output(), HasSubstr(" info listening on"));
+}
+
 TEST(HttpService, ServeHelpListsEverySettingWithItsEnvironmentName) {
   auto [status, out] = run_floodgate({"serve", "--help"});
   EXPECT_EQ(status, 0);

@@ -294,10 +294,6 @@ class HealthWatch final : public Tag {
   bool closing_ = false;
 };
 
-}  // namespace
-
-namespace {
-
 namespace tls = ::grpc::experimental;
 
 // Accepts a client certificate (already verified against the CA by gRPC) only when one of its DNS
@@ -330,12 +326,9 @@ class SanVerifier final : public tls::ExternalCertificateVerifier {
 std::shared_ptr<::grpc::ServerCredentials> credentials(const std::optional<RlsTls>& tls_options) {
   if (!tls_options) return ::grpc::InsecureServerCredentials();
   const RlsTls& t = *tls_options;
-  auto provider = t.client_ca_file.empty()
-                      ? std::make_shared<tls::FileWatcherCertificateProvider>(
-                            t.key_file, t.cert_file, kTlsRefreshSeconds)
-                      : std::make_shared<tls::FileWatcherCertificateProvider>(
-                            t.key_file, t.cert_file, t.client_ca_file, kTlsRefreshSeconds);
-  tls::TlsServerCredentialsOptions options(provider);
+  // An empty root path watches no CA (gRPC's two-path constructor passes "" too).
+  tls::TlsServerCredentialsOptions options(std::make_shared<tls::FileWatcherCertificateProvider>(
+      t.key_file, t.cert_file, t.client_ca_file, kTlsRefreshSeconds));
   options.watch_identity_key_cert_pairs();
   if (t.client_ca_file.empty()) {
     options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
